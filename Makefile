@@ -1,0 +1,49 @@
+# The two commands of the quick start are `make pipeline` and `make test`; everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PRESET ?= small
+PYTEST_ARGS ?=
+
+.PHONY: install pipeline test test-unit up down status bench lint clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# Start the services, run the whole pipeline on $(PRESET), print where to look.
+pipeline: install
+	$(BIN)/dsllm up
+	$(BIN)/dsllm pipeline --preset $(PRESET)
+	$(BIN)/dsllm status
+
+test: install
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+up: install
+	$(BIN)/dsllm up
+
+down:
+	@test -x $(BIN)/dsllm && $(BIN)/dsllm down || true
+
+status: install
+	$(BIN)/dsllm status
+
+bench: install
+	@mkdir -p benchmarks/results
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --out benchmarks/results || exit 1; done
+
+lint: install
+	$(BIN)/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

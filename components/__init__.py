@@ -1,0 +1,1 @@
+"""The library: one package per stage, plain functions, no Prefect."""

