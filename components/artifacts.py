@@ -93,6 +93,31 @@ class StageResult:
     cached: bool = False
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as components define it and flows run it.
+
+    `work(cfg, inputs, out_dir) -> counts` gets the input artifacts as absolute paths and writes
+    into `out_dir` (a report/ subfolder there is logged to MLflow by the flow). `key_config(cfg)`
+    picks the config fields that change the result (default: the whole stage config).
+    """
+
+    name: str
+    version: int
+    work: Callable[[Any, dict[str, Path], Path], dict[str, Any]]
+    key_config: Callable[[Any], Any] = lambda cfg: cfg
+
+    def key(self, store: ArtifactStore, cfg: Any, inputs: dict[str, str]) -> str:
+        return store.key(self.name, self.version, self.key_config(cfg), inputs)
+
+    def run(self, cfg: Any, inputs: dict[str, str], store: ArtifactStore | None = None) -> StageResult:
+        """Build (or reuse) this stage's artifact for `cfg` and the input artifact URIs."""
+        store = store or ArtifactStore()
+        paths = {name: store.resolve(uri) for name, uri in inputs.items()}
+        return store.build(self.name, self.version, self.key_config(cfg), inputs,
+                           lambda out: self.work(cfg, paths, out))
+
+
 class ArtifactStore:
     """Reads and writes stage outputs under a home directory."""
 
@@ -122,14 +147,17 @@ class ArtifactStore:
         return StageResult(stage, key, uri_for(stage, key), str(self.path(stage, key)),
                            manifest.get("counts", {}), cached)
 
+    def key(self, stage: str, version: int, config: Any, inputs: dict[str, str]) -> str:
+        """The key `build` would use: input URIs contribute only their keys."""
+        return stage_key(stage, version, config, {name: parse_uri(uri)[1] for name, uri in inputs.items()})
+
     def build(self, stage: str, version: int, config: Any, inputs: dict[str, str],
               work: Callable[[Path], dict[str, Any]]) -> StageResult:
         """Run `work(tmp_dir) -> counts` unless the artifact exists; publish it atomically.
 
         `inputs` maps input names to artifact URIs; their keys (not paths) enter the hash.
         """
-        input_keys = {name: parse_uri(uri)[1] for name, uri in inputs.items()}
-        key = stage_key(stage, version, config, input_keys)
+        key = self.key(stage, version, config, inputs)
         if self.is_done(stage, key):
             os.utime(self.path(stage, key) / MANIFEST)  # last use, for gc
             return self.result(stage, key, cached=True)

@@ -75,3 +75,22 @@ def test_gc_removes_dead_leftovers_keeps_live_and_finished(home):
 def test_resolve_missing_artifact_says_what_to_do(home):
     with pytest.raises(FileNotFoundError, match="re-run the pipeline"):
         ArtifactStore(home).resolve("dsllm://demo/000")
+
+
+def test_stage_spec_passes_resolved_inputs_and_uses_key_config(home):
+    from components.artifacts import StageSpec
+
+    store = ArtifactStore(home)
+    up = StageSpec("up", 1, lambda cfg, inputs, out: (out / "n.txt").write_text(str(cfg["n"])) and {"n": cfg["n"]})
+    seen = {}
+
+    def down_work(cfg, inputs, out):
+        seen.update(inputs)
+        return {"read": int((inputs["up"] / "n.txt").read_text())}
+
+    down = StageSpec("down", 1, down_work, key_config=lambda cfg: {"n": cfg["n"]})  # ignores "workers"
+    up_result = up.run({"n": 3}, {}, store)
+    first = down.run({"n": 3, "workers": 1}, {"up": up_result.uri}, store)
+    second = down.run({"n": 3, "workers": 8}, {"up": up_result.uri}, store)
+    assert first.counts == {"read": 3} and seen["up"].is_absolute()
+    assert second.cached and second.key == down.key(store, {"n": 3, "workers": 2}, {"up": up_result.uri})
