@@ -68,6 +68,15 @@ class Home:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
 
+def export_env(home: Home | None = None) -> Home:
+    """Point Prefect at the home (before prefect is imported) and silence telemetry."""
+    home = home or Home.resolve()
+    os.environ.setdefault("PREFECT_HOME", str(home.prefect))
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home.prefect / "storage"))
+    quiet_telemetry()
+    return home
+
+
 def quiet_telemetry() -> None:
     """Turn every library's usage reporting off unless the user set it explicitly."""
     for key, value in {

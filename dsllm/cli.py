@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from components.artifacts import ArtifactStore, parse_uri
-from components.home import Home, quiet_telemetry
+from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
 
-quiet_telemetry()
+export_env()
 app = typer.Typer(help="dsllm: the DeepSeek LLM recipe end to end.", no_args_is_help=True)
 config_app = typer.Typer(help="Show and check configurations.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outputs.", no_args_is_help=True)
@@ -79,6 +79,19 @@ def artifacts_gc(
     """Remove unfinished leftovers (and old unused artifacts)."""
     for path in ArtifactStore().gc(older_than_days, dry_run):
         typer.echo(("would remove " if dry_run else "removed ") + str(path))
+
+
+@app.command()
+def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Run the whole pipeline (validated config first; finished stages are reused)."""
+    cfg = resolve_config(preset, config, set_)
+    from flows.pipeline import pipeline as pipeline_flow
+
+    uris = pipeline_flow(config=cfg)
+    table = Table("stage", "artifact")
+    for stage, uri in uris.items():
+        table.add_row(stage, uri)
+    console.print(table)
 
 
 @app.command()

@@ -1,0 +1,71 @@
+"""Run a component StageSpec as a Prefect task whose cache key is the artifact key.
+
+A finished artifact is never rebuilt: the store skips it, and Prefect's cache (keyed by the same
+content hash) skips the task. The cache is refreshed when the artifact was garbage-collected, so
+Prefect never returns a result that points at nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from components.artifacts import ArtifactStore, StageResult, StageSpec
+from flows import tracking
+
+# stage name → the module that exports its StageSpec as STAGE
+STAGE_MODULES: dict[str, str] = {
+    "corpus": "components.sources.corpus",
+}
+
+
+def spec(stage: str) -> StageSpec:
+    return importlib.import_module(STAGE_MODULES[stage]).STAGE
+
+
+def _artifact_key(context, parameters: dict[str, Any]) -> str:
+    return f"dsllm-{parameters['stage']}-{parameters['key']}"
+
+
+@task(cache_key_fn=_artifact_key, persist_result=True, cache_expiration=timedelta(days=365),
+      retries=1, retry_delay_seconds=10)
+def build_stage(stage: str, key: str, cfg: Any, inputs: dict[str, str]) -> StageResult:
+    """Build one stage artifact (the heavy work runs here, outside the flow's own code)."""
+    result = spec(stage).run(cfg, inputs, ArtifactStore())
+    assert result.key == key, f"{stage}: key changed between planning ({key}) and building ({result.key})"
+    return result
+
+
+@task(cache_policy=NONE)
+def record_stage(result: StageResult, cfg: Any, seconds: float) -> str:
+    return tracking.log_stage(result, cfg, seconds)
+
+
+def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> StageResult:
+    """Build or reuse `stage` for `cfg` and the input artifact URIs, log it, and return its result."""
+    logger = get_run_logger()
+    store, inputs = ArtifactStore(), inputs or {}
+    key = spec(stage).key(store, cfg, inputs)
+    done = store.is_done(stage, key)
+    logger.info("stage %s: %s (dsllm://%s/%s)", stage, "cached, nothing to do" if done else "building",
+                stage, key)
+    started = time.perf_counter()
+    state = build_stage.with_options(task_run_name=f"{stage}-{key[:8]}", refresh_cache=not done)(
+        stage, key, cfg, inputs, return_state=True)
+    result: StageResult = state.result()
+    result.cached = done or state.name == "Cached"
+    seconds = time.perf_counter() - started
+    logger.info("stage %s: %s in %.1fs, counts %s", stage, "cache hit" if result.cached else "built",
+                seconds, _summary(result.counts))
+    record_stage(result, cfg, seconds)
+    return result
+
+
+def _summary(counts: dict[str, Any], limit: int = 300) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in tracking.flatten(counts).items())
+    return text if len(text) <= limit else text[:limit] + "…"

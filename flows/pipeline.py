@@ -1,0 +1,30 @@
+"""The parent `pipeline` flow: every stage flow in order, artifact URIs passed along."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from components.config import PipelineConfig
+from components.presets import DEFAULT_PRESET, load_config
+from flows import tracking
+from flows.corpus import corpus
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
+             config: PipelineConfig | None = None) -> dict[str, str]:
+    """Run the DeepSeek recipe end to end.
+
+    Args:
+        preset: tiny, small (default), deepseek_7b or deepseek_67b.
+        overrides: `section.field=value` overrides applied on top of the preset.
+        config: a complete config; when given, preset and overrides are ignored.
+    """
+    cfg = config or load_config(preset, None, overrides or [])
+    logger = get_run_logger()
+    logger.info("pipeline on preset %s", cfg.preset)
+    uris: dict[str, str] = {}
+    with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
+        uris["corpus"] = corpus(cfg.sources).uri
+        logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
+    return uris
