@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NONE
 
 from components.artifacts import ArtifactStore, StageResult, StageSpec
 from flows import tracking
@@ -41,11 +40,6 @@ def build_stage(stage: str, key: str, cfg: Any, inputs: dict[str, str]) -> Stage
     return result
 
 
-@task(cache_policy=NONE)
-def record_stage(result: StageResult, cfg: Any, seconds: float) -> str:
-    return tracking.log_stage(result, cfg, seconds)
-
-
 def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> StageResult:
     """Build or reuse `stage` for `cfg` and the input artifact URIs, log it, and return its result."""
     logger = get_run_logger()
@@ -55,14 +49,15 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     logger.info("stage %s: %s (dsllm://%s/%s)", stage, "cached, nothing to do" if done else "building",
                 stage, key)
     started = time.perf_counter()
-    state = build_stage.with_options(task_run_name=f"{stage}-{key[:8]}", refresh_cache=not done)(
-        stage, key, cfg, inputs, return_state=True)
-    result: StageResult = state.result()
-    result.cached = done or state.name == "Cached"
-    seconds = time.perf_counter() - started
+    with tracking.stage_run(stage, cfg):
+        state = build_stage.with_options(task_run_name=f"{stage}-{key[:8]}", refresh_cache=not done)(
+            stage, key, cfg, inputs, return_state=True)
+        result: StageResult = state.result()
+        result.cached = done or state.name == "Cached"
+        seconds = time.perf_counter() - started
+        tracking.log_result(result, seconds)
     logger.info("stage %s: %s in %.1fs, counts %s", stage, "cache hit" if result.cached else "built",
                 seconds, _summary(result.counts))
-    record_stage(result, cfg, seconds)
     return result
 
 

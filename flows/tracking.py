@@ -70,18 +70,33 @@ def pipeline_run(name: str, config: Any) -> Iterator[str]:
             _parent_run_id = previous
 
 
-def log_stage(result: StageResult, config: Any, seconds: float) -> str:
-    """A (nested) run for one stage: params, counts as metrics, report/ files, artifact lineage."""
+RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
+"""Set while a stage builds: components that log live curves (e.g. training on Ray workers, rank 0
+only) log into this run with `MlflowClient().log_batch`."""
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: Any) -> Iterator[str]:
+    """A (nested) run for one stage, open while it builds; its id is exported in $DSLLM_MLFLOW_RUN_ID."""
     configure()
-    with mlflow.start_run(run_name=result.stage, parent_run_id=_parent_run_id,
+    with mlflow.start_run(run_name=stage, parent_run_id=_parent_run_id,
                           nested=_parent_run_id is not None) as run:
-        mlflow.set_tags({"dsllm.stage": result.stage, "dsllm.artifact_uri": result.uri,
-                         "dsllm.artifact_key": result.key, "dsllm.cached": str(result.cached).lower()})
+        mlflow.set_tag("dsllm.stage", stage)
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(canonical(config)).items()})
-        mlflow.log_metrics({**numeric(result.counts), "stage_seconds": seconds,
-                            "cache_hit": float(result.cached)})
-        mlflow.log_dict(canonical(result.counts), "counts.json")
-        report = Path(result.path) / "report"
-        if report.is_dir():
-            mlflow.log_artifacts(str(report), artifact_path="report")
-        return run.info.run_id
+        previous = os.environ.get(RUN_ID_ENV)
+        os.environ[RUN_ID_ENV] = run.info.run_id
+        try:
+            yield run.info.run_id
+        finally:
+            os.environ.pop(RUN_ID_ENV) if previous is None else os.environ.__setitem__(RUN_ID_ENV, previous)
+
+
+def log_result(result: StageResult, seconds: float) -> None:
+    """Counts as metrics, report/ files as artifacts and the artifact lineage as tags, on the active run."""
+    mlflow.set_tags({"dsllm.artifact_uri": result.uri, "dsllm.artifact_key": result.key,
+                     "dsllm.cached": str(result.cached).lower()})
+    mlflow.log_metrics({**numeric(result.counts), "stage_seconds": seconds, "cache_hit": float(result.cached)})
+    mlflow.log_dict(canonical(result.counts), "counts.json")
+    report = Path(result.path) / "report"
+    if report.is_dir():
+        mlflow.log_artifacts(str(report), artifact_path="report")
