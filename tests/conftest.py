@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -10,6 +11,10 @@ from components.home import Home, quiet_telemetry
 
 quiet_telemetry()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Prefect's own files (result cache, settings) go to a throwaway folder, never the user's ~/.prefect.
+_prefect_home = tempfile.mkdtemp(prefix="dsllm-test-prefect-")
+os.environ.setdefault("PREFECT_HOME", _prefect_home)
+os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", os.path.join(_prefect_home, "storage"))
 
 
 @pytest.fixture

@@ -1,0 +1,17 @@
+"""A trivial stage used to test the orchestration around stages (not a pipeline stage)."""
+
+from components.artifacts import StageSpec
+
+CALLS: list[dict] = []
+
+
+def _work(cfg, inputs, out):
+    CALLS.append(cfg)
+    (out / "report").mkdir()
+    (out / "report" / "summary.md").write_text(f"# demo\n\nn = {cfg['n']}\n")
+    upstream = int((inputs["up"] / "value.txt").read_text()) if "up" in inputs else 0
+    (out / "value.txt").write_text(str(upstream + cfg["n"]))
+    return {"value": upstream + cfg["n"], "nested": {"docs": 3}}
+
+
+STAGE = StageSpec("demo", 1, _work)
