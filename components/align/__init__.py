@@ -1,0 +1,1 @@
+"""Alignment: conversational data, SFT and DPO with TRL."""

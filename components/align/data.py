@@ -1,0 +1,192 @@
+"""Conversational data for SFT and DPO from the formats people actually have.
+
+Every record becomes either an SFT example `{"messages": [{"role", "content"}, ...]}` or a DPO
+pair `{"prompt": [...], "chosen": [...], "rejected": [...]}` (TRL's conversational formats).
+Accepted inputs: Alpaca (instruction/input/output[/system]), ShareGPT (`conversations` of
+from/value), OpenAI-style `messages`, preference pairs (`conversations`/`chosen`/`rejected` or
+`prompt`/`chosen`/`rejected`) and GSM8K (question/answer). A record that fits no format, or has
+missing or empty fields, is quarantined with its reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.sources.archives import package_dir, shared_benchmarks
+
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+         "system": "system", "bot": "assistant"}
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a conversation; the message is the quarantine reason."""
+
+
+@dataclass
+class Loaded:
+    """Converted records plus the quarantined ones and their reasons."""
+
+    records: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> Counter:
+        return Counter(q["reason"] for q in self.quarantined)
+
+
+def _text(value: Any, what: str) -> str:
+    if isinstance(value, list):  # content parts: [{"type": "text", "text"/"value": ...}]
+        value = "".join(str(p.get("text", p.get("value", ""))) for p in value if isinstance(p, dict))
+    if not isinstance(value, str) or not value.strip():
+        raise BadRecord(f"empty or missing {what}")
+    return value
+
+
+def _turn(turn: Any) -> dict:
+    if not isinstance(turn, dict):
+        raise BadRecord("turn is not an object")
+    role = ROLES.get(str(turn.get("from", turn.get("role", ""))).lower())
+    if role is None:
+        raise BadRecord(f"unknown role {turn.get('from', turn.get('role'))!r}")
+    return {"role": role, "content": _text(turn.get("value", turn.get("content")), f"{role} content")}
+
+
+def _turns(turns: Any) -> list[dict]:
+    if not isinstance(turns, list) or not turns:
+        raise BadRecord("conversation is not a non-empty list")
+    return [_turn(t) for t in turns]
+
+
+def _check_dialogue(messages: list[dict]) -> list[dict]:
+    if messages[-1]["role"] != "assistant":
+        raise BadRecord("conversation does not end with an assistant turn")
+    if not any(m["role"] == "user" for m in messages):
+        raise BadRecord("conversation has no user turn")
+    return messages
+
+
+def to_sft(record: dict) -> dict:
+    """One SFT example from an Alpaca, ShareGPT, messages or GSM8K record."""
+    if "instruction" in record:
+        prompt = _text(record["instruction"], "instruction")
+        if str(record.get("input") or "").strip():
+            prompt = f"{prompt}\n\n{record['input']}"
+        messages = [{"role": "user", "content": prompt},
+                    {"role": "assistant", "content": _text(record.get("output"), "output")}]
+        if str(record.get("system") or "").strip():
+            messages.insert(0, {"role": "system", "content": record["system"]})
+    elif "question" in record and "answer" in record:
+        messages = [{"role": "user", "content": _text(record["question"], "question")},
+                    {"role": "assistant", "content": _gsm8k_answer(_text(record["answer"], "answer"))}]
+    elif "conversations" in record or "messages" in record:
+        messages = _turns(record.get("conversations", record.get("messages")))
+    else:
+        raise BadRecord(f"unknown SFT format (keys: {sorted(record)[:6]})")
+    return {"messages": _check_dialogue(messages)}
+
+
+def _gsm8k_answer(answer: str) -> str:
+    """GSM8K's `<<48/2=24>>` calculator notes removed; the final `#### n` kept as 'The answer is n.'"""
+    import re
+
+    reasoning, _, final = answer.partition("####")
+    reasoning = re.sub(r"<<[^>]*>>", "", reasoning).strip()
+    return f"{reasoning}\nThe answer is {final.strip()}." if final.strip() else reasoning
+
+
+def to_dpo(record: dict) -> dict:
+    """One preference pair from `conversations`/`prompt` + `chosen` + `rejected`."""
+    if "chosen" not in record or "rejected" not in record:
+        raise BadRecord("preference record lacks chosen or rejected")
+    if "conversations" in record:
+        prompt = _turns(record["conversations"])
+    elif isinstance(record.get("prompt"), str):
+        prompt = [{"role": "user", "content": _text(record["prompt"], "prompt")}]
+    else:
+        prompt = _turns(record.get("prompt"))
+    if prompt[-1]["role"] != "user":
+        raise BadRecord("preference prompt does not end with a user turn")
+    return {"prompt": prompt, "chosen": _answer(record["chosen"], "chosen"),
+            "rejected": _answer(record["rejected"], "rejected")}
+
+
+def _answer(value: Any, what: str) -> list[dict]:
+    if isinstance(value, str):
+        return [{"role": "assistant", "content": _text(value, what)}]
+    turns = [_turn(value)] if isinstance(value, dict) else _turns(value)
+    if turns[-1]["role"] != "assistant":
+        raise BadRecord(f"{what} does not end with an assistant turn")
+    return turns
+
+
+def convert(records: Iterable[tuple[str, Any]], kind: str) -> Loaded:
+    """Convert (location, raw record) pairs to `kind` ("sft" or "dpo"), quarantining failures."""
+    assert kind in ("sft", "dpo")
+    convert_one = to_sft if kind == "sft" else to_dpo
+    out = Loaded()
+    for location, raw in records:
+        try:
+            if not isinstance(raw, dict):
+                raise BadRecord("record is not a JSON object")
+            out.records.append(convert_one(raw))
+        except BadRecord as exc:
+            out.quarantined.append({"location": location, "reason": str(exc), "sample": str(raw)[:200]})
+    return out
+
+
+def read_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(location, record) from a .json list or a .jsonl file; unparsable lines become BadRecord markers."""
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"{path.name}:{n}", _parse(line)
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path} must hold a JSON list of records (or be .jsonl)")
+    for n, record in enumerate(data):
+        yield f"{path.name}[{n}]", record
+
+
+def _parse(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"malformed JSON: {exc.msg}"
+
+
+# Named alignment sets: name → (kind, a function giving the file)
+CATALOG: dict[str, tuple[str, Any]] = {
+    "alpaca_en": ("sft", lambda: _llamafactory("alpaca_en_demo.json")),
+    "alpaca_zh": ("sft", lambda: _llamafactory("alpaca_zh_demo.json")),
+    "gsm8k_train": ("sft", lambda: shared_benchmarks() / "gsm8k" / "train.jsonl"),
+    "dpo_en": ("dpo", lambda: _llamafactory("dpo_en_demo.json")),
+    "dpo_zh": ("dpo", lambda: _llamafactory("dpo_zh_demo.json")),
+}
+
+
+def _llamafactory(name: str) -> Path:
+    return package_dir("llamafactory") / "llamafactory-0.9.5" / "data" / name
+
+
+def load(name_or_path: str, kind: str | None = None) -> Loaded:
+    """A catalog set by name, or a local .json/.jsonl file (kind required for files)."""
+    if name_or_path in CATALOG:
+        catalog_kind, path = CATALOG[name_or_path]
+        return convert(read_records(path()), kind or catalog_kind)
+    path = Path(name_or_path)
+    if not path.is_file():
+        import difflib
+
+        close = difflib.get_close_matches(name_or_path, CATALOG, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise FileNotFoundError(f"No alignment set or file {name_or_path!r}.{hint} Known sets: {', '.join(CATALOG)}")
+    if kind is None:
+        raise ValueError(f"Say whether {path} holds SFT or DPO records (kind='sft' or 'dpo')")
+    return convert(read_records(path), kind)
