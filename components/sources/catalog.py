@@ -256,7 +256,12 @@ def iter_items(src: Source, home: Home | None = None, max_doc_chars: int = DEFAU
             yield check(src, rel, item, max_doc_chars)
 
 
-def iter_records(src: Source, home: Home | None = None,
-                 max_doc_chars: int = DEFAULT_MAX_DOC_CHARS) -> Iterator[Record]:
+def iter_records(src: Source, home: Home | None = None, max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
+                 only: set[str] | None = None) -> Iterator[Record]:
     """Only the good records of `src`."""
-    return (item for item in iter_items(src, home, max_doc_chars) if isinstance(item, Record))
+    return (item for item in iter_items(src, home, max_doc_chars, only) if isinstance(item, Record))
+
+
+def file_of(src: Source, doc_id: str) -> str:
+    """The relative file name inside a document id `<source>/<file>/<n>`."""
+    return doc_id[len(src.name) + 1:doc_id.rindex("/")]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from components.artifacts import StageSpec
 from components.config import SourcesConfig
 from components.home import Home
-from components.sources.catalog import Problem, Record, Source, iter_items, prepare, sources_for
+from components.sources.catalog import Problem, Record, Source, file_of, iter_items, prepare, sources_for
 from components.sources.report import write_report
 from components.sources.sampling import priority, select
 
@@ -75,12 +75,16 @@ class SourceStats:
     scanned: int = 0
     scanned_chars: int = 0
     problems: Counter = field(default_factory=Counter)
+    langs: Counter = field(default_factory=Counter)
+    domains: Counter = field(default_factory=Counter)
     sample: str = ""
 
     def keep(self, record: Record, writer: DocWriter) -> None:
         writer.write(record)
         self.docs += 1
         self.chars += len(record.text)
+        self.langs[record.lang] += 1
+        self.domains[record.domain] += 1
         self.sample = self.sample or record.text[:400]
 
     def quarantine(self, problem: Problem, fh) -> None:
@@ -126,8 +130,7 @@ def build_source(src: Source, cfg: SourcesConfig, home: Home, path: Path, quaran
 def _write_kept(src: Source, cfg: SourcesConfig, home: Home, kept: set[str], stats: SourceStats,
                 writer: DocWriter) -> None:
     """Pass 2: read again only the files that hold kept documents, and write those."""
-    prefix = len(src.name) + 1
-    files = {doc_id[prefix:doc_id.rindex("/")] for doc_id in kept}
+    files = {file_of(src, doc_id) for doc_id in kept}
     left = len(kept)
     for item in _progress(iter_items(src, home, cfg.max_doc_chars, only=files), f"{src.name}: write"):
         if left == 0:

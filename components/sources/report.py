@@ -15,6 +15,12 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _shares(counter: Counter, fallback: str) -> str:
+    """`news 5, literature 3` (or the source's own value when nothing was kept)."""
+    return ", ".join(f"{k} {v:,}" for k, v in counter.most_common()) if len(counter) > 1 else \
+        (next(iter(counter)) if counter else fallback)
+
+
 def _caps(cfg: SourcesConfig) -> str:
     caps = [f"{cfg.max_docs_per_source:,} documents" if cfg.max_docs_per_source else "",
             f"{cfg.max_chars_per_source:,} characters" if cfg.max_chars_per_source else ""]
@@ -26,8 +32,9 @@ def summary_table(results: list[SourceStats]) -> list[str]:
     rows = ["| source | docs | chars | scanned docs | lang | domain | quarantined |",
             "|---|---:|---:|---:|---|---|---:|"]
     for r in results:
-        rows.append(f"| {r.source.name} | {r.docs:,} | {r.chars:,} | {r.scanned:,} | {r.source.lang} | "
-                    f"{r.source.domain} | {sum(r.problems.values()):,} |")
+        rows.append(f"| {r.source.name} | {r.docs:,} | {r.chars:,} | {r.scanned:,} | "
+                    f"{_shares(r.langs, r.source.lang)} | {_shares(r.domains, r.source.domain)} | "
+                    f"{sum(r.problems.values()):,} |")
     return rows
 
 
@@ -37,7 +44,8 @@ def source_section(r: SourceStats) -> list[str]:
              "| field | value |", "|---|---|"]
     for key, value in [("docs kept", f"{r.docs:,}"), ("chars kept", f"{r.chars:,}"),
                        ("docs scanned", f"{r.scanned:,}"), ("chars scanned", f"{r.scanned_chars:,}"),
-                       ("lang", src.lang), ("domain", src.domain), ("license", src.license),
+                       ("lang", _shares(r.langs, src.lang)), ("domain", _shares(r.domains, src.domain)),
+                       ("license", src.license),
                        ("origin", src.origin),
                        ("quarantined", ", ".join(f"{k}: {v}" for k, v in sorted(r.problems.items())) or "0")]:
         lines.append(f"| {key} | {_cell(value)} |")

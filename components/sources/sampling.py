@@ -45,9 +45,10 @@ def select(priorities: Sequence[int], sizes: Sequence[int], max_docs: int | None
 
 
 def sample_records(src, n: int, seed: int = 0, home=None) -> list:
-    """`n` records of `src` spread over the whole source, as the corpus stage would pick them."""
-    from components.sources.catalog import iter_records
+    """`n` records of `src` (a catalog `Source`) spread over the whole source, as the corpus
+    stage would pick them with `max_docs_per_source=n`."""
+    from components.sources.catalog import file_of, iter_records
 
     ids = [r.id for r in iter_records(src, home)]
-    chosen = {ids[i] for i in select([priority(seed, i) for i in ids], [1] * len(ids), n, None)}
-    return [r for r in iter_records(src, home) if r.id in chosen]
+    kept = {ids[i] for i in select([priority(seed, i) for i in ids], [1] * len(ids), n, None).tolist()}
+    return [r for r in iter_records(src, home, only={file_of(src, i) for i in kept}) if r.id in kept]
