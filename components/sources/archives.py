@@ -48,9 +48,9 @@ def archive(name: str) -> Archive:
     return ARCHIVES[name]
 
 
-def package_dir(name: str, home: Home | None = None) -> Path:
+def package_dir(name: str, home: Home | None = None, progress: bool = False) -> Path:
     """The extracted tree of the pinned archive `name` (downloaded, verified and cached once)."""
-    return extract(archive(name), home)
+    return extract(archive(name), home, progress=progress)
 
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

