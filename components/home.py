@@ -73,6 +73,8 @@ def export_env(home: Home | None = None) -> Home:
     home = home or Home.resolve()
     os.environ.setdefault("PREFECT_HOME", str(home.prefect))
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home.prefect / "storage"))
+    # Without `dsllm up`, Prefect starts a temporary server; on a busy 2-core machine 20 s is too short.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     quiet_telemetry()
     return home
 
