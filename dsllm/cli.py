@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from rich.table import Table
 from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
+from dsllm import cli_services
 
 export_env()
 app = typer.Typer(help="dsllm: the DeepSeek LLM recipe end to end.", no_args_is_help=True)
@@ -21,10 +23,12 @@ config_app = typer.Typer(help="Show and check configurations.", no_args_is_help=
 artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outputs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
+cli_services.register(app)
 console = Console()
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config overrides")]
+_SHOWN = ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. pretrain.lr=3e-4")]
 
 
@@ -85,6 +89,7 @@ def artifacts_gc(
 def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run the whole pipeline (validated config first; finished stages are reused)."""
     cfg = resolve_config(preset, config, set_)
+    use_services()
     from flows.pipeline import pipeline as pipeline_flow
 
     uris = pipeline_flow(config=cfg)
@@ -92,6 +97,19 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     for stage, uri in uris.items():
         table.add_row(stage, uri)
     console.print(table)
+
+
+def use_services() -> None:
+    """Point this process at the running services (before prefect is imported), else say it runs embedded."""
+    from dsllm.services import client_env
+
+    env = client_env()
+    os.environ.update(env)
+    if "PREFECT_API_URL" in env:
+        console.print(f"using services: {', '.join(f'{k}={v}' for k, v in env.items() if k in _SHOWN)}")
+    else:
+        console.print("services are not running (`dsllm up` starts them): embedded Prefect, SQLite MLflow, "
+                      "local Ray")
 
 
 @app.command()
