@@ -28,7 +28,9 @@ console = Console()
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config overrides")]
-_SHOWN = ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
+# what a run uses when the matching service is not up
+_SHOWN = {"PREFECT_API_URL": "an embedded Prefect server", "MLFLOW_TRACKING_URI": "MLflow's SQLite file in the home",
+          "RAY_ADDRESS": "a local Ray"}
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. pretrain.lr=3e-4")]
 
 
@@ -101,15 +103,18 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
 
 def use_services() -> None:
     """Point this process at the running services (before prefect is imported), else say it runs embedded."""
-    from dsllm.services import client_env
+    from dsllm.services import ServiceError, client_env
 
-    env = client_env()
+    try:
+        env = client_env()
+    except ServiceError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     os.environ.update(env)
-    if "PREFECT_API_URL" in env:
-        console.print(f"using services: {', '.join(f'{k}={v}' for k, v in env.items() if k in _SHOWN)}")
-    else:
-        console.print("services are not running (`dsllm up` starts them): embedded Prefect, SQLite MLflow, "
-                      "local Ray")
+    if env:
+        console.print(f"using services: {', '.join(f'{k}={env[k]}' for k in _SHOWN if k in env)}")
+    if fallback := [what for key, what in _SHOWN.items() if key not in env]:
+        console.print(f"not running (`dsllm up` starts them), so this run uses {', '.join(fallback)}")
 
 
 @app.command()

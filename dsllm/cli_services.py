@@ -1,7 +1,10 @@
-"""`dsllm up | down | status | deploy`: the local Prefect, MLflow and Ray services."""
+"""`dsllm up | down | status | env | deploy`: the local Prefect, MLflow and Ray services."""
 
 from __future__ import annotations
 
+import functools
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,45 +18,55 @@ console = Console()
 _STYLE = {"healthy": "green", "external": "green", "stopped": "dim", "unhealthy": "red", "unreachable": "red"}
 
 
+def _friendly(command: Callable) -> Callable:
+    """A ServiceError (taken port, failed start, bad setting) is a message and exit code 1, not a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (services.ServiceError, FileNotFoundError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    return wrapper
+
+
+@_friendly
 def up(timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to be healthy")]
        = services.control.START_TIMEOUT_S) -> None:
     """Start the Prefect server + worker, MLflow and Ray (what already runs is left alone)."""
-    try:
-        states = services.up(console=console, timeout_s=timeout)
-    except services.ServiceError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    _table(states)
+    _report(services.up(console=console, timeout_s=timeout))
 
 
+@_friendly
 def down() -> None:
     """Stop the services this home started and free their ports."""
     services.down(console=console)
 
 
+@_friendly
 def status() -> None:
     """Show each service's state, URL and pid; exit code 1 when one is not healthy."""
-    states = services.status()
-    _table(states)
-    if not all(st.ok for st in states):
-        console.print("[yellow]not all services are healthy: `dsllm up` starts them[/yellow]")
-        raise typer.Exit(1)
+    _report(services.status())
 
 
+@_friendly
+def env() -> None:
+    """Print `export` lines for the running services: `eval "$(dsllm env)"` points a shell at them."""
+    for key, value in services.client_env().items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@_friendly
 def deploy(prefect_file: Annotated[Path, typer.Option(help="The prefect.yaml to apply")]
            = services.DEFAULT_PREFECT_FILE) -> None:
     """Register prefect.yaml's deployments (e.g. `pipeline`) on the local Prefect server."""
-    try:
-        done = services.deploy(prefect_file=prefect_file)
-    except (services.ServiceError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    done = services.deploy(prefect_file=prefect_file)
     console.print(done.stdout.strip()[-3000:])
-    settings = services.Settings.resolve()
-    console.print(f"deployments registered; Prefect UI: {settings.url('prefect')}/deployments")
+    console.print(f"deployments registered; Prefect UI: {services.Settings.resolve().url('prefect')}/deployments")
 
 
-def _table(states: list[services.ServiceState]) -> None:
+def _report(states: list[services.ServiceState]) -> None:
+    """The status table, the UI URLs and the logs folder; exit code 1 when a service is not healthy."""
     notes = any(st.detail for st in states)
     table = Table("service", "state", "URL", "pid", *(["note"] if notes else []))
     table.columns[2].no_wrap = True  # URLs stay whole, so they can be copied
@@ -67,9 +80,12 @@ def _table(states: list[services.ServiceState]) -> None:
         if name in ui:
             console.print(f"{title:<11} {ui[name]}")
     console.print(f"logs        {services.Settings.resolve().home.logs}")
+    if not all(st.ok for st in states):
+        console.print("[yellow]not all services are healthy: `dsllm up` starts them, the logs say why[/yellow]")
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the main `dsllm` app."""
-    for command in (up, down, status, deploy):
+    for command in (up, down, status, env, deploy):
         app.command()(command)

@@ -171,6 +171,17 @@ def test_nothing_running_means_stopped_and_no_client_env(home, monkeypatch):
     assert result.exit_code == 1 and "stopped" in result.output
 
 
+def test_pipeline_without_services_says_it_runs_embedded(home, monkeypatch, capsys):
+    from dsllm import cli
+
+    for key in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+        monkeypatch.delenv(key, raising=False)
+    cli.use_services()
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    assert "not running" in out and "embedded Prefect server" in out and "a local Ray" in out
+    assert "PREFECT_API_URL" not in os.environ and "MLFLOW_TRACKING_URI" not in os.environ
+
+
 def test_tail_returns_the_last_lines(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))

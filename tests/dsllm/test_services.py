@@ -110,6 +110,8 @@ def test_client_env_points_at_the_running_services(stack):
     assert env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{settings.ports['mlflow']}"
     assert env["RAY_ADDRESS"] == f"127.0.0.1:{settings.ports['ray']}"
     assert env["RAY_AUTH_MODE"] == "token" and os.path.isfile(env["RAY_AUTH_TOKEN_PATH"])
+    exports = _cli("env").output.splitlines()
+    assert f"export MLFLOW_TRACKING_URI={env['MLFLOW_TRACKING_URI']}" in exports and len(exports) == len(env)
 
 
 def test_deploy_registers_the_pipeline_with_a_parameter_form(stack):
