@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from filelock import FileLock
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -37,6 +38,16 @@ def up(s: Settings | None = None, console: Console | None = None,
        timeout_s: float = START_TIMEOUT_S) -> list[ServiceState]:
     """Start whatever is not running and wait until everything is healthy; returns the states."""
     s, console = s or Settings.resolve(), console or Console()
+    with _lock(s):
+        return _up(s, console, timeout_s)
+
+
+def _lock(s: Settings) -> FileLock:
+    """One `up` or `down` at a time per home (two terminals must not start two of everything)."""
+    return FileLock(s.home.run / "services.lock", timeout=START_TIMEOUT_S * 2)
+
+
+def _up(s: Settings, console: Console, timeout_s: float) -> list[ServiceState]:
     servers = [n for n in s.services() if n in SERVERS]
     running = {n: procs.read_pid(s.home.run, n) for n in s.services()}
     check_ports(s, [n for n in servers if running[n] is None])
@@ -113,9 +124,10 @@ def ensure_pool(s: Settings) -> None:
 def down(s: Settings | None = None, console: Console | None = None) -> list[str]:
     """Stop every service this home started (the worker first) and wait for its port; returns the names."""
     s, console = s or Settings.resolve(), console or Console()
-    stopped = _stop(s, "prefect-worker", console)
-    with ThreadPoolExecutor(len(SERVERS)) as pool:  # the servers stop independently: in parallel
-        stopped += [name for found in pool.map(lambda n: _stop(s, n, console), SERVERS) for name in found]
+    with _lock(s):
+        stopped = _stop(s, "prefect-worker", console)
+        with ThreadPoolExecutor(len(SERVERS)) as pool:  # the servers stop independently: in parallel
+            stopped += [name for found in pool.map(lambda n: _stop(s, n, console), SERVERS) for name in found]
     if not stopped:
         console.print("nothing to stop")
     return stopped

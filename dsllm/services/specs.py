@@ -9,6 +9,7 @@ Pid files live in <home>/run, logs in <home>/logs; this module never imports pre
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -89,6 +90,8 @@ class Settings:
 
 @dataclass
 class ServiceState:
+    """One row of `dsllm status`."""
+
     name: str
     state: str  # healthy | stopped | unhealthy | external | unreachable
     url: str
@@ -111,8 +114,6 @@ def _port_from_env(var: str, default: int) -> int:
 
 
 def _digest(text: str) -> str:
-    import hashlib
-
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 

@@ -107,7 +107,7 @@ def test_up_refuses_a_taken_port_and_starts_nothing(home, listener, monkeypatch)
     message = str(caught.value)
     assert f"port {listener} for prefect is already in use by pid {os.getpid()}" in message
     assert "DSLLM_PREFECT_PORT=<port>" in message and "Nothing was started" in message
-    assert list(home.run.iterdir()) == []
+    assert list(home.run.glob("*.pid")) == []
 
 
 def test_cli_up_names_the_taken_port(home, listener, monkeypatch):
