@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from rich.table import Table
 from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
+from dsllm import cli_services
 from dsllm.cli_sources import sources_app
 
 export_env()
@@ -23,10 +25,14 @@ artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outp
 app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(sources_app, name="sources")
+cli_services.register(app)
 console = Console()
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config overrides")]
+# what a run uses when the matching service is not up
+_SHOWN = {"PREFECT_API_URL": "an embedded Prefect server", "MLFLOW_TRACKING_URI": "MLflow's SQLite file in the home",
+          "RAY_ADDRESS": "a local Ray"}
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. pretrain.lr=3e-4")]
 
 
@@ -87,6 +93,7 @@ def artifacts_gc(
 def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run the whole pipeline (validated config first; finished stages are reused)."""
     cfg = resolve_config(preset, config, set_)
+    use_services()
     from flows.pipeline import pipeline as pipeline_flow
 
     uris = pipeline_flow(config=cfg)
@@ -94,6 +101,22 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     for stage, uri in uris.items():
         table.add_row(stage, uri)
     console.print(table)
+
+
+def use_services() -> None:
+    """Point this process at the running services (before prefect is imported), else say it runs embedded."""
+    from dsllm.services import ServiceError, client_env
+
+    try:
+        env = client_env()
+    except ServiceError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    os.environ.update(env)
+    if env:
+        console.print(f"using services: {', '.join(f'{k}={env[k]}' for k in _SHOWN if k in env)}")
+    if fallback := [what for key, what in _SHOWN.items() if key not in env]:
+        console.print(f"not running (`dsllm up` starts them), so this run uses {', '.join(fallback)}")
 
 
 @app.command()
