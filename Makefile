@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= small
 PYTEST_ARGS ?=
 
-.PHONY: install pipeline test test-unit up down status bench lint clean-venv
+.PHONY: install pipeline test test-unit up down status deploy bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ install: $(STAMP)
 # Start the services, run the whole pipeline on $(PRESET), print where to look.
 pipeline: install
 	$(BIN)/dsllm up
+	$(BIN)/dsllm deploy
 	$(BIN)/dsllm pipeline --preset $(PRESET)
 	$(BIN)/dsllm status
 
@@ -34,6 +35,9 @@ up: install
 
 down:
 	@test -x $(BIN)/dsllm && $(BIN)/dsllm down || true
+
+deploy: install
+	$(BIN)/dsllm deploy
 
 status: install
 	$(BIN)/dsllm status
