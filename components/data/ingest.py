@@ -119,7 +119,7 @@ def _read_jsonl(path: Path, base: int, max_chars: int) -> list[dict]:
 def _json_record(uid: int, line: bytes, path: Path, max_chars: int) -> dict:
     where = f"{path.name}:{(uid & 0xFFFFFFFF) + 1}"
     if len(line) > 4 * max_chars + 1024:
-        return _row(uid, where, _preview(line), path.stem, "too_long", f"{len(line)} byte line")
+        return _row(uid, where, _preview(line), path.stem, "too_long", f"{len(line)} bytes on one line > 4 × data.max_chars")
     try:
         rec = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
