@@ -10,11 +10,16 @@ import pyarrow.parquet as pq
 
 from components.data.samples import write_docs
 
-VALID_EN = [f"Document {i} of the local drop talks about rivers, farms and the small town market in spring. "
-            f"The people there have worked the land for generations and know the valley well, number {i}."
-            for i in range(5)]
-VALID_ZH = [f"第{i}篇文章讲述了长江流域的农业和城市。沿江分布着许多重要的城市，它们都是历史悠久的文化名城，人们世代在这里生活。"
-            for i in range(3)]
+VALID_EN = [
+    "The river rises in the northern hills and flows south through a wide valley of farms and small towns.",
+    "A railway was built along the valley at the end of the nineteenth century, and with it came new mills.",
+    "Most of the people who live there have worked the land for generations, and they know the weather well.",
+    "In spring the water is high and the fields along the banks are often flooded, which is good for the soil.",
+    "The market still opens every Saturday morning in the old square by the church, as it has for centuries.",
+]
+VALID_ZH = ["长江是中国最长的河流，发源于青藏高原，流经十一个省级行政区，最后在上海注入东海，全长六千三百多公里。",
+            "沿江分布着许多重要的城市，例如重庆、武汉和南京，它们都是历史悠久的文化名城，吸引了大量的游客前来参观。",
+            "近年来，人们越来越重视长江的生态保护，开始实施禁渔和退耕还林等措施，希望让这条母亲河恢复生机和活力。"]
 BIG_CHARS = 100 * 1024 * 1024
 
 
