@@ -21,7 +21,8 @@ from components.data.units import ngram_hashes, text_ngrams, unit_hashes
 from components.home import Home
 from components.sources.fetch import sha256_of
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
+BLOOM_BITS = 26  # a 2^26-bit (8 MiB) filter in front of the sorted hashes: most n-grams stop there
 
 
 def check_benchmarks(names: list[str]) -> list[str]:
@@ -74,9 +75,20 @@ def _save(target: Path, hashes: np.ndarray, bench: np.ndarray, meta: dict) -> No
     tmp = target.with_name(target.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "hashes.npy", uniq)
+    np.save(tmp / "bloom.npy", _bloom(uniq))
     np.save(tmp / "bench.npy", bench[first])
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     tmp.rename(target)
+
+
+def _slots(hashes: np.ndarray) -> np.ndarray:
+    return (hashes >> np.uint64(64 - BLOOM_BITS)).astype(np.int64)
+
+
+def _bloom(hashes: np.ndarray) -> np.ndarray:
+    bits = np.zeros(1 << BLOOM_BITS, dtype=bool)
+    bits[_slots(hashes)] = True
+    return np.packbits(bits, bitorder="little")
 
 
 class Index:
@@ -86,13 +98,22 @@ class Index:
         self.meta = json.loads((path / "meta.json").read_text())
         self.hashes = np.load(path / "hashes.npy", mmap_mode="r")
         self.bench = np.load(path / "bench.npy", mmap_mode="r")
+        self.bloom = np.load(path / "bloom.npy")
         self.names = self.meta["order"]
         self.n = self.meta["n"]
 
     def hit(self, words: list[str]) -> str:
-        if len(self.hashes) == 0 or len(words) < self.n:
+        return self.hit_hashes(unit_hashes(words))
+
+    def hit_hashes(self, unit_hash: np.ndarray) -> str:
+        """Like `hit`, from the document's unit hashes (`units.unit_hashes`)."""
+        if len(self.hashes) == 0 or len(unit_hash) < self.n:
             return ""
-        grams = ngram_hashes(unit_hashes(words), self.n, short_ok=False)
+        grams = ngram_hashes(unit_hash, self.n, short_ok=False)
+        slots = _slots(grams)
+        grams = grams[(self.bloom[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1 == 1]
+        if len(grams) == 0:
+            return ""
         pos = np.searchsorted(self.hashes, grams).clip(0, len(self.hashes) - 1)
         found = np.nonzero(self.hashes[pos] == grams)[0]
         return self.names[int(self.bench[pos[found[0]]])] if len(found) else ""

@@ -96,11 +96,13 @@ def top_ngram_share(s: DocStats, n: int) -> float:
     if len(s.hashes) < 10 * n:  # too short to judge repetition
         return 0.0
     grams = ngram_hashes(s.hashes, n, short_ok=False)
-    values, first, counts = np.unique(grams, return_index=True, return_counts=True)
+    ordered = np.sort(grams)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[starts, len(ordered)])
     k = int(np.argmax(counts))
     if counts[k] < 2:
         return 0.0
-    i = first[k]
+    i = int(np.argmax(grams == ordered[starts[k]]))
     return float(s.unit_chars[i:i + n].sum() * counts[k] / max(1, s.unit_chars.sum()))
 
 
@@ -109,8 +111,11 @@ def dup_ngram_share(s: DocStats, n: int) -> float:
     if len(s.hashes) < 10 * n:
         return 0.0
     grams = ngram_hashes(s.hashes, n, short_ok=False)
-    _, first, inverse = np.unique(grams, return_index=True, return_inverse=True)
-    starts = np.nonzero(np.arange(len(grams)) != first[inverse])[0]
+    order = np.argsort(grams, kind="stable")  # equal n-grams stay in text order: the run's first is the first seen
+    ordered = grams[order]
+    starts = order[np.r_[False, ordered[1:] == ordered[:-1]]]
+    if len(starts) == 0:
+        return 0.0
     cover = np.zeros(len(s.hashes) + 1, dtype=np.int64)
     np.add.at(cover, starts, 1)
     np.add.at(cover, starts + n, -1)
@@ -209,7 +214,7 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def first_failing(text: str, bucket: str, names: list[str], min_chars: int = 0,
-                  words: list[str] | None = None) -> str:
+                  words: list[str] | None = None, hashes: np.ndarray | None = None) -> str:
     """The first enabled rule (in `FILTERS` order) that `text` of mixture `bucket` breaks, or ''.
 
     Rules are checked cheapest first and checking stops at the first failure, so each dropped
@@ -218,6 +223,8 @@ def first_failing(text: str, bucket: str, names: list[str], min_chars: int = 0,
     stats = DocStats(text, bucket, min_chars)
     if words is not None:
         stats.words = words  # already split by the caller (same UNIT_RE on the lower-cased text)
+    if hashes is not None:
+        stats.hashes = hashes
     for name in FILTERS:
         if name in names and bucket in FILTERS[name][0] and FILTERS[name][1](stats):
             return name

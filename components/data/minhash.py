@@ -31,9 +31,10 @@ class MinHasher:
         self.a = (rng.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1))[:, None]
         self.b = rng.integers(0, 2**32, num_perm, dtype=np.uint32)[:, None]
 
-    def shingles(self, text: str, words: list[str] | None = None) -> np.ndarray:
-        """Hashes of the document's n-unit shingles (one whole-text shingle for short texts)."""
-        hashes = unit_hashes(units(text) if words is None else words)
+    def shingles(self, text: str, hashes: np.ndarray | None = None) -> np.ndarray:
+        """Hashes of the document's n-unit shingles (one whole-text shingle for short texts);
+        `hashes` are the text's unit hashes when the caller has them already."""
+        hashes = unit_hashes(units(text)) if hashes is None else hashes
         grams = ngram_hashes(hashes, self.ngram)
         return grams if len(grams) else unit_hashes([text or "\0empty"])
 

@@ -18,7 +18,7 @@ from components.data.filters import first_failing
 from components.data.minhash import MinHasher
 from components.data.normalize import normalize, to_simplified
 from components.data.tagging import bucket_of, resolve_tags
-from components.data.units import UNIT_RE, estimate_tokens
+from components.data.units import UNIT_RE, estimate_tokens, unit_hashes
 
 PREVIEW_CHARS = 300
 STR_COLS = ("id", "text", "lang", "domain", "source", "status", "detail", "bucket", "lang_detected",
@@ -63,11 +63,12 @@ def _one(i: int, out: dict, nums: dict, flags: dict, exact: np.ndarray, hasher: 
         text = simplified
     bucket = bucket_of(lang, domain)
     words = UNIT_RE.findall(text.lower())
+    hashes = unit_hashes(words)  # shared by the repetition filters, decontamination and MinHash
     out["text"][i], out["lang"][i], out["domain"][i], out["bucket"][i] = text, lang, domain, bucket
     out["lang_detected"][i], flags["code_detected"][i], flags["changed"][i] = found_lang, found_code, text != raw
-    out["fail"][i] = first_failing(text, bucket, cfg["filters"], cfg["min_chars"], words)
-    out["contam"][i] = index.hit(words)
+    out["fail"][i] = first_failing(text, bucket, cfg["filters"], cfg["min_chars"], words, hashes)
+    out["contam"][i] = index.hit_hashes(hashes)
     out["preview"][i] = text[:PREVIEW_CHARS]
     nums["tokens"][i], nums["chars"][i] = estimate_tokens(text), len(text)
     exact[i] = exact_key(text)
-    return hasher.shingles(text, words)
+    return hasher.shingles(text, hashes)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from components.data.filters import FILTERS, DocStats, check_names, dup_ngram_share, first_failing, top_ngram_share
+from components.data.filters import (
+    FILTERS,
+    DocStats,
+    check_names,
+    dup_ngram_share,
+    first_failing,
+    top_ngram_share,
+)
 
 pytestmark = pytest.mark.unit
 

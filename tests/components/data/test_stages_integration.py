@@ -83,7 +83,7 @@ def test_data_tokenizer_pack_on_real_text_then_cache_hit(home, shared_cache_home
 
     pack = PACK.run(PackConfig(seq_len=64, val_fraction=0.05, shard_tokens=20_000),
                     {"data": data.uri, "tokenizer": tok.uri}, store)
-    _check_pack(Path(pack.path), Path(data.path))
+    _check_pack(Path(pack.path), Path(data.path), Path(tok.path) / "hf" / "tokenizer.model")
 
     again = [s.run(cfg, inp, store) for s, cfg, inp in (
         (DATA, CFG, {"corpus": uri}), (TOKENIZER, TokenizerConfig(vocab_size=600, sample_chars=60_000), {"data": data.uri}),
@@ -91,7 +91,7 @@ def test_data_tokenizer_pack_on_real_text_then_cache_hit(home, shared_cache_home
     assert all(r.cached for r in again) and [r.uri for r in again] == [data.uri, tok.uri, pack.uri]
 
 
-def _check_pack(root: Path, data_dir: Path) -> None:
+def _check_pack(root: Path, data_dir: Path, model: Path) -> None:
     packed = PackedData.open(root, verify=True)
     assert packed.dtype == dtype_for(600) == np.uint16
     assert set(packed.buckets) == {"en", "zh", "code"}
@@ -103,27 +103,24 @@ def _check_pack(root: Path, data_dir: Path) -> None:
         assert val[-1] == packed.eos_id and packed.val_bytes(bucket) > 0
     # every document ends with eos: the number of eos tokens in val equals its document count
     assert all((packed.val(b) == packed.eos_id).sum() == packed.manifest["val"][b]["docs"] for b in packed.buckets)
-    _check_val_disjoint(packed, data_dir)
+    _check_val_disjoint(packed, data_dir, model)
 
 
-def _check_val_disjoint(packed: PackedData, data_dir: Path) -> None:
+def _check_val_disjoint(packed: PackedData, data_dir: Path, model: Path) -> None:
     import sentencepiece as spm
 
-    from components.pack.pack import VAL_SALT
     from components.data.remix import uniform
+    from components.pack.pack import VAL_SALT
 
     rows = _mixture(data_dir)
     # the held-out ids are the ones whose hash falls under val_fraction (plus the lowest per bucket)
-    val_docs = packed.manifest["val"]
-    assert sum(v["docs"] for v in val_docs.values()) < len({r["id"] for r in rows})
+    assert sum(v["docs"] for v in packed.manifest["val"].values()) < len({r["id"] for r in rows})
     low = {}
     for r in rows:
         low[r["bucket"]] = min(low.get(r["bucket"], (2.0, "")), (uniform(VAL_SALT, r["id"]), r["id"]))
     held = {r["id"] for r in rows if uniform(VAL_SALT, r["id"]) < 0.05} | {i for _, i in low.values()}
-    sp = spm.SentencePieceProcessor(model_file=str(packed.root.parent.parent / "tokenizer" /
-                                                   next(iter(sorted(p.name for p in (packed.root.parent.parent /
-                                                                                     "tokenizer").iterdir()))) /
-                                                   "hf" / "tokenizer.model"))
+    assert len(held) == sum(v["docs"] for v in packed.manifest["val"].values())
+    sp = spm.SentencePieceProcessor(model_file=str(model))
     train = np.concatenate(packed.train_shards()).tobytes()
     for r in rows:
         if r["id"] in held and len(r["text"]) > 200:
