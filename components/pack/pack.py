@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from components.config import PackConfig
-from components.data.raykit import ensure_ray
+from components.data.raykit import ensure_ray, parquet_dataset
 from components.data.remix import uniform
 
 VAL_SALT = 7919  # the split hash differs from the remix and shuffle hashes
@@ -105,8 +105,6 @@ class ShardWriter:
 
 def pack(cfg: PackConfig, mixture: Path, tokenizer_dir: Path, out: Path) -> dict:
     """Write out/train/*.bin, out/val/<bucket>.bin and out/pack.json; returns pack.json's content."""
-    import ray.data
-
     ensure_ray()
     sp = _sp(str((tokenizer_dir / "tokenizer.model").resolve()))
     dtype = dtype_for(sp.get_piece_size())
@@ -116,7 +114,7 @@ def pack(cfg: PackConfig, mixture: Path, tokenizer_dir: Path, out: Path) -> dict
     import ray
 
     val_ref = ray.put(val_ids(files, cfg.val_fraction))
-    ds = ray.data.read_parquet(files, columns=["id", "text", "bucket", "copy"]).map_batches(
+    ds = parquet_dataset(files, ["id", "text", "bucket", "copy"]).map_batches(
         tokenize_batch, batch_format="pyarrow",
         fn_kwargs={"model_file": str((tokenizer_dir / "tokenizer.model").resolve()), "val_ref": val_ref})
     train, val = _write(ds.sort("order"), cfg, out, dtype)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.data.raykit import ensure_ray
+from components.data.raykit import ensure_ray, parquet_dataset
 from components.data.remix import uniform
 
 HELDOUT_CHARS = 300_000
@@ -44,8 +44,6 @@ def total_chars(files: list[str]) -> int:
 
 def draw(mixture: Path, sample_chars: int, seed: int = 0) -> tuple[list[str], dict[str, list[str]], bool]:
     """(training texts, texts to measure per bucket, whether those are held out), in one pass."""
-    import ray.data
-
     ensure_ray()
     files = sorted(str(p) for p in mixture.resolve().glob("*.parquet"))
     if not files:
@@ -54,7 +52,7 @@ def draw(mixture: Path, sample_chars: int, seed: int = 0) -> tuple[list[str], di
     train_rate = min(1.0, sample_chars / total)
     held_rate = min(1.0 - train_rate, HELDOUT_CHARS / total) if train_rate < 1 else 0.0
     train, held, seen = [], {}, {}
-    picked = ray.data.read_parquet(files, columns=["id", "text", "bucket", "copy"]).map_batches(
+    picked = parquet_dataset(files, ["id", "text", "bucket", "copy"]).map_batches(
         _pick, batch_format="numpy", fn_kwargs={"seed": seed, "upto": train_rate + held_rate})
     for batch in picked.iter_batches(batch_format="numpy", batch_size=4096):
         for text, bucket, u in zip(batch["text"], batch["bucket"], batch["u"], strict=True):
