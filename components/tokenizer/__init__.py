@@ -10,5 +10,9 @@ renders a conversation as
 with `{% generation %}` around each assistant reply and its `<|end|>` (for TRL's
 assistant_only_loss); `add_generation_prompt` appends `<|assistant|>\\n`. Generation stops at
 `<|end|>` (or `</s>`). The HF tokenizer adds no special tokens on its own: `tok(text).input_ids`
-equals `sentencepiece.encode(text)`.
+equals `sentencepiece.encode(text)`, with one documented exception: the literal strings `<s>`, `</s>`,
+`<pad>` and `<unk>` in text are read as those special tokens by HF (that is how the chat template's
+`<s>` becomes bos) and as plain characters by sentencepiece. Role tokens are atomic in both.
+For a lossless round trip of *any* Python string (U+2581 and lone surrogates included) use
+`codec.Codec`; plain sentencepiece/HF decoding is lossless for every other string.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from components.sources.archives import shared_benchmarks
@@ -89,6 +89,7 @@ ODD_CHARS = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(ODD_CHARS, max_size=60).map("".join))
+@example("\ud800 lone \udfff surrogates \ud83d\ude00 ▁▁ 😀 𠀀 e\u0301 \x00\x1f <|end|>")
 def test_codec_round_trip_is_lossless_for_any_string(trained, text):
     codec = trained["codec"]
     assert codec.decode(codec.encode(text)) == text
