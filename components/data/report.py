@@ -32,7 +32,7 @@ def counts(res: dict, quarantine: Counter, upstream: Counter, index_meta: dict, 
         "quarantine": dict(sorted(quarantine.items())), "upstream_quarantine": dict(sorted(upstream.items())),
         "normalise": {"changed": int(meta["changed"][ok].sum()), "t2s_converted": int(meta["t2s"][ok].sum())},
         "tagging": _agreement(meta, ok),
-        "dedup": {"exact_removed": sum(prefixed("duplicate:").get(k, 0) for k in ["exact"]),
+        "dedup": {"exact_removed": prefixed("duplicate:").get("exact", 0),
                   "near_removed": prefixed("duplicate:").get("near", 0), "lsh_candidates": int(res["dedup_candidates"]),
                   "rate_global": table[-1]["rate"] if table else 0.0,
                   "rate_alone": {r["scope"].removesuffix(" alone"): r["rate"] for r in table if r["scope"].endswith(" alone")}},
@@ -109,7 +109,7 @@ def _plots(report: Path, res: dict) -> None:
 
 def _samples(report: Path, res: dict) -> None:
     meta, reason = res["meta"], res["reason"]
-    groups = {"kept": [f"kept:{b}" if r == "" else r for b, r in zip(meta["bucket"], reason, strict=True)]}["kept"]
+    groups = [f"kept:{b}" if r == "" else r for b, r in zip(meta["bucket"], reason, strict=True)]
     seen: Counter = Counter()
     with (report / "samples_kept.jsonl").open("w") as kept, (report / "samples_dropped.jsonl").open("w") as dropped:
         for i, group in enumerate(groups):
