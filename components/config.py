@@ -105,6 +105,8 @@ class DataConfig(StageConfig):
                              f"({self.dedup_num_perm})")
         if any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise ValueError("data.mixture weights must be >= 0 and sum to more than 0")
+        if set(self.mixture) - {"en", "zh", "code"}:
+            raise ValueError(f"data.mixture keys must be buckets en, zh or code; got {sorted(self.mixture)}")
         return self
 
 

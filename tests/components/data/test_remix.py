@@ -47,3 +47,10 @@ def test_copies_are_deterministic():
     assert (a == b).all() and set(a.tolist()) == {1, 2}
     assert abs(a.mean() - 1.5) < 0.06
     assert (remix.copies(ids, 1.5, seed=4) != a).any()
+
+
+def test_mixture_keys_must_be_buckets():
+    from components.config import DataConfig
+
+    with pytest.raises(ValueError, match="en, zh or code"):
+        DataConfig(mixture={"en": 1.0, "web": 1.0})
