@@ -53,7 +53,7 @@ class DocStats:
 
     @cached_property
     def unit_chars(self) -> np.ndarray:
-        return np.fromiter((len(w) for w in self.words), dtype=np.int64, count=len(self.words))
+        return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
 
     @cached_property
     def lines(self) -> list[str]:
@@ -97,8 +97,10 @@ def top_ngram_share(s: DocStats, n: int) -> float:
         return 0.0
     grams = ngram_hashes(s.hashes, n, short_ok=False)
     ordered = np.sort(grams)
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    counts = np.diff(np.r_[starts, len(ordered)])
+    new_run = np.empty(len(ordered), dtype=bool)
+    new_run[0], new_run[1:] = True, ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new_run)
+    counts = np.diff(starts, append=len(ordered))
     k = int(np.argmax(counts))
     if counts[k] < 2:
         return 0.0
@@ -113,7 +115,7 @@ def dup_ngram_share(s: DocStats, n: int) -> float:
     grams = ngram_hashes(s.hashes, n, short_ok=False)
     order = np.argsort(grams, kind="stable")  # equal n-grams stay in text order: the run's first is the first seen
     ordered = grams[order]
-    starts = order[np.r_[False, ordered[1:] == ordered[:-1]]]
+    starts = order[1:][ordered[1:] == ordered[:-1]]
     if len(starts) == 0:
         return 0.0
     cover = np.zeros(len(s.hashes) + 1, dtype=np.int64)
@@ -144,9 +146,9 @@ def _alpha(s: DocStats) -> bool:
 
 def _stop_words(s: DocStats) -> bool:
     if s.bucket == "zh":
-        han = sum(1 for w in s.words if len(w) == 1)
-        return han >= 200 and sum(1 for w in s.words if w in STOP_ZH) < 2
-    return len(s.words) >= 20 and sum(1 for w in s.words if w in STOP_EN) < 2
+        han = int((s.unit_chars == 1).sum())
+        return han >= 200 and sum(map(STOP_ZH.__contains__, s.words)) < 2
+    return len(s.words) >= 20 and sum(map(STOP_EN.__contains__, s.words)) < 2
 
 
 def _symbols(s: DocStats) -> bool:

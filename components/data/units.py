@@ -27,11 +27,11 @@ def units(text: str) -> list[str]:
 
 def estimate_tokens(text: str) -> int:
     """Pre-tokens (words, Han characters, punctuation marks): a tokenizer-free token estimate."""
-    return sum(1 for _ in PRETOKEN_RE.finditer(text))
+    return len(PRETOKEN_RE.findall(text))
 
 
 def unit_hashes(items: list[str]) -> np.ndarray:
-    return np.fromiter((xxh3_64_intdigest(u.encode()) for u in items), dtype=np.uint64, count=len(items))
+    return np.fromiter(map(xxh3_64_intdigest, map(str.encode, items)), dtype=np.uint64, count=len(items))
 
 
 def ngram_hashes(hashes: np.ndarray, n: int, short_ok: bool = True) -> np.ndarray:
