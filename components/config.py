@@ -86,8 +86,19 @@ class DataConfig(StageConfig):
     """Jaccard similarity above which two documents are near-duplicates."""
     decontam_ngram: int = Field(default=13, ge=4, le=64)
     """N-gram length shared with an eval set that marks a document contaminated."""
+    decontam_benchmarks: list[str] = ["gsm8k", "math", "humaneval", "mbpp", "mmlu", "ceval", "cmmlu",
+                                      "hellaswag", "arc"]
+    """Evaluation sets whose n-grams mark a training document contaminated (missing ones are reported)."""
+    filters: list[str] = ["min_chars", "replacement_chars", "mean_word_length", "alpha_ratio", "stop_words",
+                          "symbol_ratio", "digit_ratio", "bullet_lines", "ellipsis_lines", "boilerplate",
+                          "dup_lines", "dup_line_chars", "top_ngram", "dup_ngrams", "long_lines", "code_alnum"]
+    """Quality filters to apply, by name (see components/data/filters.py)."""
+    t2s_domains: list[str] = ["poetry"]
+    """Domains converted from traditional to simplified Chinese with OpenCC (classical texts); [] = none."""
     mixture: dict[str, float] = {"en": 0.4, "zh": 0.35, "code": 0.25}
-    """Target share of tokens per domain after remixing (normalised to 1)."""
+    """Target share of tokens per bucket (en, zh, code) after remixing (normalised to 1)."""
+    max_upsample: float = Field(default=4.0, ge=1, le=100)
+    """Most copies of one document remixing may make to reach the target shares."""
     seed: int = 0
     """Seed for sampling and shuffling."""
 
@@ -98,6 +109,8 @@ class DataConfig(StageConfig):
                              f"({self.dedup_num_perm})")
         if any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise ValueError("data.mixture weights must be >= 0 and sum to more than 0")
+        if set(self.mixture) - {"en", "zh", "code"}:
+            raise ValueError(f"data.mixture keys must be buckets en, zh or code; got {sorted(self.mixture)}")
         return self
 
 

