@@ -72,7 +72,7 @@ class ModelConfig(StageConfig):
 class DataConfig(StageConfig):
     """Cleaning, filtering, deduplication, decontamination and remixing."""
 
-    min_chars: int = Field(default=64, ge=0)
+    min_chars: int = Field(default=24, ge=0)
     """Documents shorter than this (in characters) are dropped."""
     max_chars: int = Field(default=1_000_000, ge=1000)
     """Documents longer than this are quarantined."""

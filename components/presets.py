@@ -38,7 +38,7 @@ def tiny() -> PipelineConfig:
     return PipelineConfig(
         preset="tiny",
         sources=SourcesConfig(max_chars_per_source=150_000),
-        data=DataConfig(min_chars=32),
+        data=DataConfig(),
         tokenizer=TokenizerConfig(vocab_size=1024, sample_chars=400_000),
         pack=PackConfig(seq_len=128, val_fraction=0.05),
         model=ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_ffn=176, vocab_size=1024,

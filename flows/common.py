@@ -20,6 +20,13 @@ from flows import tracking
 # stage name → the module that exports its StageSpec as STAGE
 STAGE_MODULES: dict[str, str] = {
     "corpus": "components.sources.corpus",
+    "data": "components.data.stage",
+    "tokenizer": "components.tokenizer.stage",
+    "pack": "components.pack.stage",
+    "pretrain": "components.pretrain.stage",
+    "sft": "components.align.sft",
+    "dpo": "components.align.dpo",
+    "evaluate": "components.evaluate.stage",
 }
 
 

@@ -8,6 +8,7 @@ from components.config import PipelineConfig
 from components.presets import DEFAULT_PRESET, load_config
 from flows import tracking
 from flows.corpus import corpus
+from flows.data import data_prep, pack, tokenizer
 
 
 @flow(name="pipeline", log_prints=True)
@@ -26,5 +27,8 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
     uris: dict[str, str] = {}
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
         uris["corpus"] = corpus(cfg.sources).uri
+        uris["data"] = data_prep(uris["corpus"], cfg.data).uri
+        uris["tokenizer"] = tokenizer(uris["data"], cfg.tokenizer).uri
+        uris["pack"] = pack(uris["data"], uris["tokenizer"], cfg.pack).uri
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     return uris
