@@ -40,8 +40,7 @@ def letter_items(subjects: dict[str, list[dict]], shots: dict[str, list[dict]], 
             question, options, gold = row(r)
             _, context = style.wrap("", lettered(question, options, answer_word))
             choices = tuple(f"{sep}{LETTERS[j]}" for j in range(len(options)))
-            items.append(Item(f"{subject}/{i}", ChoiceRequest(head, shot_text, context, choices), gold, subject,
-                              {"question": lettered(question, options, answer_word)}))
+            items.append(Item(f"{subject}/{i}", ChoiceRequest(head, shot_text, context, choices), gold, subject))
     return items
 
 
@@ -80,7 +79,7 @@ def text_items(rows: list[tuple[str, str, list[str], int]], style: Style) -> lis
     for rid, context, options, gold in rows:
         head, ctx = style.wrap("", context)
         request = ChoiceRequest(head, (), ctx, tuple(sep + o.strip() for o in options))
-        items.append(Item(str(rid), request, gold, "", {"question": context, "options": options}))
+        items.append(Item(str(rid), request, gold))
     return items
 
 
@@ -104,10 +103,11 @@ def run_choice(items: list[Item], score: Callable[[list[Item]], list[ChoiceScore
     for item, s in zip(items, score(items), strict=True):
         norm = [lp / max(1, len(c.encode())) for lp, c in zip(s.logprobs, item.request.choices, strict=True)]
         pred, pred_norm = _argmax(s.logprobs), _argmax(norm)
-        records.append({"id": item.id, "group": item.group, **item.show, "choices": list(item.request.choices),
-                        "logprobs": s.logprobs, "pred": pred, "pred_norm": pred_norm, "gold": item.gold,
-                        "correct": pred == item.gold, "correct_norm": pred_norm == item.gold,
-                        "shots": s.shots_used})
+        request = item.request
+        records.append({"id": item.id, "group": item.group, "prompt": request.header + request.context,
+                        "shots": s.shots_used, "choices": list(request.choices), "logprobs": s.logprobs,
+                        "output": request.choices[pred], "extracted": pred, "pred_norm": pred_norm, "gold": item.gold,
+                        "correct": pred == item.gold, "correct_norm": pred_norm == item.gold})
         by_group[item.group].append(pred == item.gold)
     n = len(records)
     metrics = {"acc": sum(r["correct"] for r in records) / n, "acc_norm": sum(r["correct_norm"] for r in records) / n,

@@ -17,7 +17,7 @@ import numpy as np
 from components.evaluate import data
 from components.evaluate.lm import GenRequest
 from components.evaluate.sandbox import Sandbox
-from components.evaluate.task import Item, Style
+from components.evaluate.task import Item, Style, prompt_text
 from components.home import Home
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -66,7 +66,7 @@ def build_humaneval(style: Style, k: int, home: Home | None = None, max_new_toke
             request = GenRequest("", (), row["prompt"], HUMANEVAL_STOP, max_new_tokens, n, temperature)
         gold = {"prompt": row["prompt"], "test": row["test"], "entry_point": row["entry_point"],
                 "canonical": row["canonical_solution"], "chat": style.chat}
-        items.append(Item(row["task_id"], request, gold, "", {"prompt": row["prompt"]}))
+        items.append(Item(row["task_id"], request, gold))
     return items
 
 
@@ -99,7 +99,7 @@ def build_mbpp(style: Style, k: int, home: Home | None = None, max_new_tokens: i
             request = GenRequest("", shots, task + "[BEGIN]\n", ("[DONE]",), max_new_tokens, n, temperature)
         gold = {"tests": row["test_list"], "setup": row.get("test_setup_code") or "", "canonical": row["code"],
                 "chat": style.chat}
-        items.append(Item(str(row["task_id"]), request, gold, "", {"prompt": task}))
+        items.append(Item(str(row["task_id"]), request, gold))
     return items
 
 
@@ -122,10 +122,11 @@ def run_code(items: list[Item], generate: Callable[[list[Item]], list[list[str]]
     records, statuses = [], Counter(r.status for r in results)
     for item, runs in zip(items, per_item, strict=True):
         passed = sum(r.passed for _, r in runs)
-        records.append({"id": item.id, **item.show, "outputs": [o for o, _ in runs],
-                        "status": [r.status for _, r in runs],
-                        "messages": [r.message[-500:] for _, r in runs], "passed": passed, "samples": len(runs),
-                        "correct": passed == len(runs)})
+        records.append({"id": item.id, "prompt": prompt_text(item.request), "output": runs[0][0],
+                        "extracted": program(item, runs[0][0]), "gold": item.gold["canonical"],
+                        "correct": runs[0][1].passed, "outputs": [o for o, _ in runs],
+                        "status": [r.status for _, r in runs], "messages": [r.message[-500:] for _, r in runs],
+                        "passed": passed, "samples": len(runs)})
     n_samples = len(per_item[0]) if per_item else 0
     metrics = {f"pass@{k}": float(np.mean([pass_at_k(len(runs), sum(r.passed for _, r in runs), k)
                                            for runs in per_item])) for k in ks if k <= n_samples}

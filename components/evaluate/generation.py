@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from components.evaluate import data, extract
 from components.evaluate.lm import GenRequest
-from components.evaluate.task import Item, Style, subsample
+from components.evaluate.task import Item, Style, prompt_text, subsample
 from components.home import Home
 
 CHAT_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -76,8 +76,9 @@ def run_generate(items: list[Item], generate: Callable[[list[Item]], list[list[s
     records = []
     for item, outputs in zip(items, generate(items), strict=True):
         answer, correct = check(outputs[0], item.gold)
-        records.append({"id": item.id, "group": item.group, **item.show, "output": outputs[0],
-                        "extracted": answer, "gold": item.gold, "correct": correct})
+        records.append({"id": item.id, "group": item.group, "prompt": prompt_text(item.request),
+                        "output": outputs[0], "extracted": answer, "gold": item.gold, "correct": correct,
+                        "reference": item.show.get("reference")})
     n = len(records)
     return {"exact_match": sum(r["correct"] for r in records) / n,
             "extracted": sum(r["extracted"] is not None for r in records) / n, "n": n}, records

@@ -60,7 +60,13 @@ class Task:
     """code tasks: (item, completion) -> the program the sandbox runs."""
 
     def shots_for(self, style: Style) -> int:
+        """Few-shot count for this prompting style."""
         return self.chat_fewshot if style.chat and self.chat_fewshot is not None else self.fewshot
+
+
+def prompt_text(request: ChoiceRequest | GenRequest, shots: int | None = None) -> str:
+    """The whole prompt as the model sees it (with `shots` of the shots; all by default)."""
+    return request.header + "".join(request.shots[:shots]) + request.context
 
 
 def subsample(items: list, limit: int | None, seed: int = 1234) -> list:
