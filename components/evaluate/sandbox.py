@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from components.evaluate._sandbox_init import shell_command
+
 INIT = Path(__file__).with_name("_sandbox_init.py")
 UNSHARE = ["unshare", "--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc"]
 SETUP_FAILED = 70
@@ -89,7 +91,9 @@ def isolation() -> dict:
     if root and python is None:
         raise RuntimeError("No python readable by an unprivileged user was found for the sandbox "
                            "(tried the running interpreter and /usr/bin/python3); install python3.")
-    return {"mode": mode, "prefix": prefix, "drop_uid": root, "python": python,
+    tools = ["prlimit"] + (["setpriv"] if root else []) + (["mount"] if prefix else [])
+    init = "shell" if sys.platform.startswith("linux") and all(shutil.which(t) for t in tools) else "python"
+    return {"mode": mode, "prefix": prefix, "drop_uid": root, "python": python, "init": init,
             "network": "namespace" if prefix else "audit hook only",
             "files": "unprivileged uid" if root else "audit hook only"}
 
@@ -157,7 +161,10 @@ class Sandbox:
             workdir = "/tmp/sandbox" if self.layers["prefix"] else str(scratch_path / "work")
             spec = self._spec(slot, workdir)
             (scratch_path / "program.py").write_text(program, encoding="utf-8")
-            command = [*self.layers["prefix"], sys.executable, "-I", "-S", str(INIT), json.dumps(spec)]
+            if self.layers["init"] == "shell":
+                command = [*self.layers["prefix"], *shell_command(spec)]
+            else:
+                command = [*self.layers["prefix"], sys.executable, "-I", "-S", str(INIT), json.dumps(spec)]
             start = time.monotonic()
             with open(scratch_path / "program.py", "rb") as stdin, open(scratch_path / "out", "wb") as out:
                 proc = subprocess.Popen(command, stdin=stdin, stdout=out, stderr=subprocess.STDOUT,
