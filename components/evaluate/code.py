@@ -106,7 +106,8 @@ def build_mbpp(style: Style, k: int, home: Home | None = None, max_new_tokens: i
 def mbpp_program(item: Item, completion: str) -> str:
     gold = item.gold
     code = code_block(completion) if gold["chat"] else completion
-    return f"{gold['setup']}\n{code}\n\n" + "\n".join(gold["tests"]) + "\n"
+    # The setup code builds test inputs from the solution's own classes (task 367), so it comes after it.
+    return f"{code}\n\n{gold['setup']}\n" + "\n".join(gold["tests"]) + "\n"
 
 
 def run_code(items: list[Item], generate: Callable[[list[Item]], list[list[str]]],

@@ -113,7 +113,7 @@ def numbers_equal(predicted: str | None, gold: str) -> bool:
     if predicted is None:
         return False
     a, b = _as_float(predicted), _as_float(gold)
-    return predicted == gold if a is None or b is None else abs(a - b) < 1e-6 * max(1.0, abs(b))
+    return predicted == gold if a is None or b is None else abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
 
 def _as_float(text: str) -> float | None:

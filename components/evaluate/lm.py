@@ -269,12 +269,17 @@ class HFLM:
     def _gen_key(r: GenRequest):
         return (r.stop, r.max_new_tokens, r.n, r.temperature)
 
+    def _new_tokens(self, r: GenRequest) -> int:
+        """The generation budget, capped at half the context so a prompt always keeps the other half."""
+        return min(r.max_new_tokens, self.max_length // 2)
+
     def _gen_prompt(self, r: GenRequest) -> list[int]:
         alone = len(self._encode([r.context], False)[0])
-        k = self._fit_shots(r.header, r.shots, alone + r.max_new_tokens)
+        budget = self._new_tokens(r)
+        k = self._fit_shots(r.header, r.shots, alone + budget)
         prefix, ctx = self._joint(r.header, r.shots, k, r.context)
         ids = list(prefix) + ctx
-        return ids[max(0, len(ids) + r.max_new_tokens - self.max_length):]
+        return ids[max(0, len(ids) + budget - self.max_length):]
 
     def _generate_batch(self, prompts: list[list[int]], r: GenRequest) -> list[list[str]]:
         width = max(len(p) for p in prompts)
@@ -284,7 +289,7 @@ class HFLM:
             ids[j, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[j, width - len(p):] = 1
         sample = r.n > 1 or r.temperature > 0
-        out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=r.max_new_tokens,
+        out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=self._new_tokens(r),
                                   do_sample=sample, temperature=r.temperature if sample else None,
                                   top_p=None, top_k=None, num_return_sequences=r.n,
                                   stop_strings=list(r.stop) or None, tokenizer=self.tokenizer,

@@ -23,6 +23,7 @@ def test_gsm8k_gold_and_comparison():
     assert gold == "750"
     assert extract.numbers_equal("750", gold) and extract.numbers_equal("750.0", gold)
     assert not extract.numbers_equal("751", gold) and not extract.numbers_equal(None, gold)
+    assert not extract.numbers_equal("1450001", "1450000")  # no relative slack that swallows an off-by-one
 
 
 def test_last_boxed_balances_braces():

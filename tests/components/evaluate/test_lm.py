@@ -90,6 +90,15 @@ def test_generation_is_greedy_by_default_and_samples_n(parts):
     assert lm.generate(reqs[:2]) == out[:2]  # deterministic
 
 
+def test_generation_keeps_a_prompt_when_the_budget_exceeds_the_context(parts):
+    model, tok = parts
+    lm = HFLM(model, tok, "toy", max_length=24)
+    request = GenRequest("", SHOTS, "Question: 5+5?\nAnswer:", (), 500)
+    prompt = lm._gen_prompt(request)
+    assert 0 < len(prompt) <= 12 and prompt[-1] == tok("Question: 5+5?\nAnswer:")["input_ids"][-1]
+    assert len(lm.generate([request])[0][0]) > 0
+
+
 def test_stop_strings_cut_the_output():
     assert cut_at_stop("x = 1\ndef g():\n#c", ("\n#", "\ndef")) == "x = 1"
     assert cut_at_stop("no stop", ("\n\n",)) == "no stop"

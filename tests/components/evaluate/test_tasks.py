@@ -75,7 +75,7 @@ def test_subsample_is_fixed_and_ordered():
 
 def _choice_key(name, wrong=False):
     items = TASKS[name].build(Style(), TASKS[name].fewshot, None)
-    return AnswerKey(choices={it.request: (it.gold + wrong) % len(it.request.choices) for it in items})
+    return AnswerKey(choices=[(it.request, (it.gold + wrong) % len(it.request.choices)) for it in items])
 
 
 @pytest.mark.parametrize("name", CHOICE)
@@ -88,7 +88,7 @@ def test_gold_options_score_100_and_wrong_ones_0(catalog, name, home):
 
 def _gen_key(name, output):
     items = TASKS[name].build(Style(), TASKS[name].fewshot, None, max_new_tokens=512)
-    return AnswerKey(texts={it.request: output(it) for it in items})
+    return AnswerKey(texts=[(it.request, output(it)) for it in items])
 
 
 def test_gsm8k_gold_through_extraction(catalog, home):
