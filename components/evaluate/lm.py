@@ -109,9 +109,9 @@ class HFLM:
         return tuple(self._encode([header + "".join(shots[:k])], self._special(header))[0])
 
     def _special(self, header: str) -> bool:
-        """Add BOS unless the text already starts with the template's own special tokens."""
+        """Let the tokenizer add its special tokens (BOS) unless the text already starts with BOS (chat templates)."""
         bos = self.tokenizer.bos_token
-        return not (self.is_chat or (bos and header.startswith(bos)))
+        return not (bos and header.startswith(bos))
 
     def _fit_shots(self, header: str, shots: tuple[str, ...], need: int) -> int:
         k = len(shots)

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from components.config import EvalConfig
-from components.evaluate import choice, code, generation
+from components.evaluate import choice, code, data, generation
 from components.evaluate.bpb import run_bpb
 from components.evaluate.cache import ResultCache, request_key
 from components.evaluate.lm import ChoiceScore
@@ -79,7 +79,13 @@ class Session:
             kwargs["max_new_tokens"] = cfg.max_new_tokens
         if task.kind == "code":
             kwargs.update(n=cfg.n_samples, temperature=cfg.temperature if cfg.n_samples > 1 else 0.0)
-        return subsample(task.build(self.style, task.shots_for(self.style), self.home, **kwargs), cfg.limit)
+        try:
+            built = task.build(self.style, task.shots_for(self.style), self.home, **kwargs)
+        except data.MissingDataset:
+            raise
+        except FileNotFoundError as exc:
+            raise data.missing(task.name, str(exc), task.hf_id) from None
+        return subsample(built, cfg.limit)
 
     def run(self, task: Task, pack: Path | None = None) -> tuple[dict, list[dict]]:
         """(metrics, per-sample records) of one task."""

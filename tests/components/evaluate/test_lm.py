@@ -116,6 +116,18 @@ def test_chat_template_parts_wrap_a_user_message(toy_chat):
         HFLM(lm.model, tok, "toy", chat=True)
 
 
+def test_chat_prompts_get_exactly_one_bos(toy_chat):
+    tok = AutoTokenizer.from_pretrained(toy_chat)
+    lm = HFLM(AutoModelForCausalLM.from_pretrained(toy_chat), tok, "toy")
+    head, tail = lm.chat_parts
+    assert head.startswith(tok.bos_token)  # the template writes BOS itself
+    prepared = lm._prepare(ChoiceRequest(head + "Pick one.\n", SHOTS[:1], "Question: 2+2?" + tail, ("4", "5")))
+    ids = list(prepared.prefix) + prepared.ctx
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
+    plain = HFLM(lm.model, tok, "toy", chat=False)._prepare(ChoiceRequest("Pick one.\n", (), "Q?", ("4",)))
+    assert plain.prefix[0] == tok.bos_token_id  # base prompts get BOS from the tokenizer
+
+
 def test_empty_choice_is_refused(parts):
     lm = HFLM(*parts, "toy")
     with pytest.raises(ValueError, match="non-empty"):

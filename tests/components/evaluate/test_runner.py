@@ -75,7 +75,7 @@ def test_chat_models_are_prompted_through_their_template(catalog, toy_chat, home
                        show_progress=False)
     assert set(results) == {"ceval", "gsm8k", "humaneval"}
     record = json.loads((tmp_path / "samples" / "gsm8k.jsonl").read_text(encoding="utf-8"))
-    assert record["prompt"].startswith("<|user|>") and record["prompt"].endswith("<|assistant|>")
+    assert record["prompt"].startswith("<s><|user|>") and record["prompt"].endswith("<|assistant|>")
     base = evaluate(toy_chat, "gsm8k", 1, cfg=FAST.model_copy(update={"mode": "base"}), out_dir=tmp_path / "b",
                     home=home, show_progress=False)
     assert base["gsm8k"]["n"] == 1

@@ -36,10 +36,13 @@ def test_every_task_is_described_as_data():
     assert TASKS["gsm8k"].shots_for(Style(chat=True)) == 0 and TASKS["gsm8k"].shots_for(Style()) == 8
 
 
-def test_missing_data_says_where_to_get_it(monkeypatch, tmp_path, home):
+def test_missing_data_says_where_to_get_it(catalog, monkeypatch, tmp_path, home):
     monkeypatch.setenv("DSLLM_BENCHMARKS", str(tmp_path))
     with pytest.raises(data.MissingDataset, match="ceval/ceval-exam"):
-        data.first_available("ceval", "ceval/ceval-exam", None, "val", lambda: data.ceval("val"))
+        evaluate("o", "ceval", lm=AnswerKey(), home=home, show_progress=False)
+    monkeypatch.setattr(data, "package_dir", lambda name, home=None: tmp_path / "nothing")
+    with pytest.raises(data.MissingDataset, match="cais/mmlu"):
+        evaluate("o", "mmlu", lm=AnswerKey(), home=home, show_progress=False)
 
 
 def test_mmlu_prompt_has_subject_header_dev_shots_and_lettered_options(catalog):
