@@ -181,3 +181,20 @@ def test_audit_hook_blocks_python_level_escapes(tmp_path):
         assert result.status == "error" and "PermissionError" in result.message, result
     assert not target.exists()
     assert os.getpid() > 0  # still here
+
+
+@pytest.mark.parametrize("mode", ["userns", "plain"])
+def test_weaker_modes_still_run_and_judge_programs(mode):
+    """The layouts used without root (user namespace) or without namespaces at all."""
+    import shutil
+    import sys
+
+    from components.evaluate.sandbox import UNSHARE
+
+    prefix = [UNSHARE[0], "--map-root-user", *UNSHARE[1:]] if mode == "userns" else []
+    if prefix and (not shutil.which("unshare") or subprocess.run([*prefix, "true"]).returncode != 0):
+        pytest.skip("user namespaces are not available here")
+    box = Sandbox(Limits(timeout_s=2, cpu_s=2))
+    box.layers = {**box.layers, "mode": mode, "prefix": prefix, "drop_uid": False, "python": sys.executable}
+    results = box.run_many(["print('ok')", "assert 0", "while True: pass"])
+    assert [r.status for r in results] == ["pass", "fail", "timeout"]
