@@ -196,9 +196,31 @@ class EvalConfig(StageConfig):
     """The evaluation harness."""
 
     tasks: list[str] = ["bpb", "gsm8k", "humaneval", "mmlu", "ceval", "cmmlu"]
-    """Registered task names to run."""
+    """Registered task names to run (`dsllm eval --help` lists them)."""
     limit: int | None = Field(default=None, ge=1)
-    """Samples per task (None = all)."""
+    """Samples per task, a fixed random subset (None = all); for bpb, windows per domain."""
+    mode: Literal["auto", "chat", "base"] = "auto"
+    """Prompting: chat template or few-shot text; auto = chat when the tokenizer has a chat template."""
+    n_samples: int = Field(default=1, ge=1, le=200)
+    """Completions per code problem for pass@k (1 = greedy pass@1)."""
+    temperature: float = Field(default=0.8, gt=0, le=2)
+    """Sampling temperature when n_samples > 1."""
+    max_new_tokens: int = Field(default=512, ge=1, le=8192)
+    """Generation budget for GSM8K, MATH, HumanEval and MBPP."""
+    max_length: int | None = Field(default=None, ge=16)
+    """Cap on prompt + answer tokens (None = the model's context); longer prompts lose shots first."""
+    batch_size: int = Field(default=8, ge=1, le=1024)
+    """Sequences per forward pass."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Model weights' dtype for evaluation (auto = bfloat16 on GPU, float32 on CPU)."""
+    sandbox_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """Wall-clock limit per code sample (the CPU limit is the same number of seconds)."""
+    sandbox_workers: int = Field(default=2, ge=1, le=64)
+    """Code samples run at once."""
+    cache: bool = True
+    """Reuse model results per (model, task, sample, prompt) from the home's cache/eval."""
+    seed: int = 0
+    """Seed for sampling."""
 
 
 class PipelineConfig(StageConfig):

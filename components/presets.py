@@ -46,7 +46,7 @@ def tiny() -> PipelineConfig:
         pretrain=PretrainConfig(total_tokens=60_000, batch_tokens=2048, micro_batch=8, lr=3e-3,
                                 warmup_steps=5, eval_every=10, checkpoint_every=10),
         align=AlignConfig(sft_epochs=1, max_length=128, max_sft_examples=64, max_dpo_pairs=32),
-        eval=EvalConfig(limit=4),
+        eval=EvalConfig(limit=4, max_new_tokens=64),
     )
 
 

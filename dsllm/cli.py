@@ -131,3 +131,8 @@ def _human(n: float) -> str:
             return f"{n:.0f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+from dsllm.cli_eval import eval_command  # noqa: E402 - sub-command modules import after the app exists
+
+app.command("eval")(eval_command)

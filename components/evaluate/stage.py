@@ -1,0 +1,32 @@
+"""The `evaluate` stage: a model artifact (and optionally a pack for bits-per-byte) -> scorecard.
+
+inputs: {"model": <artifact dir; the HF model in hf/ when present>, "pack": <pack artifact>}.
+Writes report/scorecard.md, report/scorecard.png and samples/<task>.jsonl into the output
+directory and returns {task: {metric: value}}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.artifacts import StageSpec
+from components.config import EvalConfig
+from components.evaluate.runner import evaluate
+from components.home import Home
+
+NOT_IN_KEY = {"batch_size", "sandbox_workers", "cache"}
+"""Settings that change how fast results come, not what they are."""
+
+
+def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+    if "model" not in inputs:
+        raise ValueError("The evaluate stage needs inputs['model'] (a model artifact URI)")
+    return evaluate(inputs["model"], cfg=cfg, pack=inputs.get("pack"), out_dir=out_dir, home=Home.resolve(),
+                    show_progress=False)
+
+
+def key_config(cfg: EvalConfig) -> dict:
+    return cfg.model_dump(mode="json", exclude=NOT_IN_KEY)
+
+
+STAGE = StageSpec("evaluate", 1, work, key_config)
