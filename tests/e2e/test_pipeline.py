@@ -23,7 +23,9 @@ def runs(prefect_server, shared_cache_home, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("e2e-home")
     (home / "cache").mkdir()
-    (home / "cache" / "downloads").symlink_to(shared_cache_home.cache / "downloads", target_is_directory=True)
+    downloads = shared_cache_home.cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    (home / "cache" / "downloads").symlink_to(downloads, target_is_directory=True)
     old = os.environ.get("DSLLM_HOME")
     os.environ["DSLLM_HOME"] = str(home)
     try:
