@@ -17,7 +17,7 @@ from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, preference
 from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
-from components.align.report import log_to_mlflow, mlflow_target, plot_curves, sample_rows, write_samples
+from components.align.report import log_samples_table, mlflow_target, plot_curves, sample_rows, write_samples
 from components.align.runner import attach, fit, load_model, report_final, training_args, worker_setup
 from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
 from components.artifacts import StageSpec
@@ -111,7 +111,7 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
               "train_reward_margin": train_logs[-1]["rewards/margins"] if train_logs else None,
               "train_reward_accuracy": train_logs[-1]["rewards/accuracies"] if train_logs else None,
               "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows)}
-    log_to_mlflow("dpo", rows, {k: v for k, v in counts.items() if isinstance(v, int | float) and v is not None})
+    log_samples_table("dpo", rows)
     return counts
 
 

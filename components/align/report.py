@@ -1,8 +1,8 @@
 """What a person looks at after SFT or DPO: sample replies before and after, curves, live MLflow values.
 
 Files go to `out_dir/report/` (the flow logs that folder to the stage's MLflow run);
-`log_to_mlflow` adds the samples as an MLflow table and final values as metrics when the stage
-runs inside an MLflow run ($DSLLM_MLFLOW_RUN_ID), and does nothing otherwise.
+`log_samples_table` adds the samples as an MLflow table when the stage runs inside an MLflow run
+($DSLLM_MLFLOW_RUN_ID), and does nothing otherwise.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def plot_curves(log_history: list[dict], panels: dict[str, list[str]], path: Pat
     plt.close(fig)
 
 
-def log_to_mlflow(stage: str, rows: list[dict], metrics: dict[str, float]) -> bool:
-    """The samples as an MLflow table and `metrics` on the stage's run; False when there is no run."""
+def log_samples_table(stage: str, rows: list[dict]) -> bool:
+    """The samples as an MLflow table on the stage's run (the flow logs the counts); False when there is no run."""
     run_id, uri = mlflow_target()
     if run_id is None:
         return False
@@ -91,6 +91,4 @@ def log_to_mlflow(stage: str, rows: list[dict], metrics: dict[str, float]) -> bo
     client = MlflowClient(uri)
     client.log_table(run_id, {k: [r[k] for r in rows] for k in rows[0]} if rows else {"prompt": []},
                      artifact_file=f"{stage}_samples.json")
-    for name, value in metrics.items():
-        client.log_metric(run_id, f"{stage}/{name}", float(value))
     return True

@@ -18,7 +18,7 @@ from components.align.chat import generate, load_tokenizer, prompt_of
 from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
 from components.align.report import (
     language,
-    log_to_mlflow,
+    log_samples_table,
     mlflow_target,
     plot_curves,
     sample_rows,
@@ -121,7 +121,7 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
               "eos_rate": reps[-1]["eos_rate"] if reps else None,
               "repetition_by_epoch": {str(r["epoch"]): r["repetition_rate"] for r in reps},
               "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows)}
-    log_to_mlflow("sft", rows, {k: v for k, v in counts.items() if isinstance(v, int | float) and v is not None})
+    log_samples_table("sft", rows)
     return counts
 
 
