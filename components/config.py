@@ -158,9 +158,10 @@ class AlignConfig(StageConfig):
     """SFT then DPO with TRL, inside Ray Train workers."""
 
     sft_datasets: list[str] = ["alpaca_en", "alpaca_zh", "gsm8k_train"]
-    """SFT sets: catalog names (`dsllm align ls`), local .json/.jsonl files, or `hf:id[:config][@split]`."""
+    """SFT sets: catalog names (alpaca_en, alpaca_zh, gsm8k_train), local .json/.jsonl files, or
+    `hf:id[:config][@split]`."""
     dpo_datasets: list[str] = ["dpo_en", "dpo_zh"]
-    """Preference sets: catalog names, local .json/.jsonl files, or `hf:id[:config][@split]`."""
+    """Preference sets: catalog names (dpo_en, dpo_zh), local .json/.jsonl files, or `hf:id[:config][@split]`."""
     sft_epochs: float = Field(default=2, gt=0, le=100)
     """SFT epochs."""
     sft_lr: float = Field(default=1e-4, gt=0, le=1)
@@ -174,6 +175,9 @@ class AlignConfig(StageConfig):
     max_length: int = Field(default=256, ge=16)
     """Maximum tokens per conversation; longer SFT conversations are skipped (counted), so every kept
     example ends with its end-of-turn token; longer DPO pairs are truncated."""
+    max_answer_tokens: int | None = Field(default=None, ge=1)
+    """SFT examples whose final answer is longer are skipped (None = no limit). Small models learn to
+    stop after short answers far sooner than after long ones; the tiny preset uses it."""
     max_sft_examples: int | None = Field(default=None, ge=1)
     """Cap on SFT examples, drawn evenly from the SFT sets (None = all)."""
     max_dpo_pairs: int | None = Field(default=None, ge=1)

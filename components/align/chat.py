@@ -140,27 +140,33 @@ def completion_ids(tok, prompt: list[dict], completion: list[dict], max_length: 
 
 
 @torch.no_grad()
-def sequence_logp(model, ids: list[int], start: int) -> float:
-    """Summed log-probability of ids[start:] given what precedes them."""
+def sequence_logp(model, ids: list[int], start: int) -> tuple[float, int]:
+    """(summed log-probability of ids[start:] given what precedes them, number of those tokens)."""
     if start >= len(ids):
-        return 0.0
+        return 0.0, 0
     logits = model(torch.tensor([ids], device=model.device)).logits[0, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:], device=model.device)[:, None])[:, 0]
-    return float(logp[start - 1:].sum())
+    return float(logp[start - 1:].sum()), len(ids) - start
+
+
+def _accuracy(margins: list[float]) -> float:
+    return sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in margins) / max(len(margins), 1)
 
 
 def preference(model, tok, pairs: list[dict], max_length: int) -> dict:
-    """How often the model gives the chosen answer a higher summed log-probability than the rejected one,
-    and the mean margin (nats). This is the DPO implicit reward with a uniform reference, so it is
-    comparable between the SFT and the DPO model; ties count half."""
+    """Does the model prefer the chosen reply to the rejected one? On each pair, the margin between their
+    summed log-probabilities (DPO's implicit reward with a uniform reference, so the SFT and the DPO
+    model are scored alike) and between their per-token means (free of the pull towards the shorter
+    reply). Returns the share of pairs won by chosen under each (ties count half) and the mean margins."""
     was_training = model.training
     model.eval()
-    margins = []
+    summed, per_token = [], []
     for pair in pairs:
-        chosen = sequence_logp(model, *completion_ids(tok, pair["prompt"], pair["chosen"], max_length))
-        rejected = sequence_logp(model, *completion_ids(tok, pair["prompt"], pair["rejected"], max_length))
-        margins.append(chosen - rejected)
+        (c, nc), (r, nr) = (sequence_logp(model, *completion_ids(tok, pair["prompt"], pair[k], max_length))
+                            for k in ("chosen", "rejected"))
+        summed.append(c - r)
+        per_token.append(c / max(nc, 1) - r / max(nr, 1))
     model.train(was_training)
-    wins = sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in margins)
-    return {"accuracy": wins / max(len(margins), 1), "margin": sum(margins) / max(len(margins), 1),
-            "pairs": len(margins)}
+    n = max(len(pairs), 1)
+    return {"accuracy": _accuracy(summed), "margin": sum(summed) / n, "accuracy_per_token": _accuracy(per_token),
+            "margin_per_token": sum(per_token) / n, "pairs": len(pairs)}

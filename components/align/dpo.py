@@ -23,7 +23,8 @@ from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
 from components.artifacts import StageSpec
 from components.config import AlignConfig
 
-SFT_ONLY = {"sft_datasets", "sft_epochs", "sft_lr", "max_sft_examples", "packing", "monitor_prompts"}
+SFT_ONLY = {"sft_datasets", "sft_epochs", "sft_lr", "max_sft_examples", "max_answer_tokens", "packing",
+            "monitor_prompts"}
 MAX_PREFERENCE_PAIRS = 512  # held-out pairs scored one by one on rank 0; enough for a ±2% accuracy
 
 
@@ -106,6 +107,8 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
               "epochs": results["epochs"], "steps": results["steps"],
               "reward_accuracy_sft": sft["accuracy"], "reward_accuracy_dpo": dpo["accuracy"],
               "margin_sft": sft["margin"], "margin_dpo": dpo["margin"], "heldout_pairs": sft["pairs"],
+              "reward_accuracy_per_token_sft": sft["accuracy_per_token"],
+              "reward_accuracy_per_token_dpo": dpo["accuracy_per_token"],
               "heldout_implicit_reward_accuracy": held.get("eval_rewards/accuracies"),
               "heldout_implicit_reward_margin": held.get("eval_rewards/margins"),
               "train_reward_margin": train_logs[-1]["rewards/margins"] if train_logs else None,

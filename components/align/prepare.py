@@ -4,8 +4,9 @@ Each set is read (bad records quarantined with their reason), shuffled with the 
 interleaved round-robin, so a cap draws evenly from every set. The stream is then decontaminated
 against the eval sets and length-checked with the stage's tokenizer: an SFT conversation longer
 than max_length is skipped (truncating it would cut off the end-of-turn token the model must learn
-to emit); a DPO pair whose prompt alone takes more than half of max_length is skipped (its
-completions would be truncated to nothing). A held-out share is split off evenly across the
+to emit), and so is one whose final answer exceeds max_answer_tokens when set; a DPO pair whose
+prompt alone takes more than half of max_length is skipped (its completions would be truncated to
+nothing). A held-out share is split off evenly across the
 stream. Everything dropped is counted; quarantined and contaminated records go to a jsonl file.
 """
 
@@ -50,9 +51,16 @@ def _ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[i
                                          add_generation_prompt=add_generation_prompt)["input_ids"]
 
 
-def fits(tokenizer, record: dict, max_length: int) -> bool:
+def too_long(tokenizer, record: dict, max_length: int, max_answer_tokens: int | None = None) -> str | None:
+    """Why a record does not fit ("too_long", "answer_too_long"), or None when it does."""
     limit = max_length if "messages" in record else max_length // 2
-    return token_length(tokenizer, record) <= limit
+    if token_length(tokenizer, record) > limit:
+        return "too_long"
+    if max_answer_tokens and "messages" in record:
+        answer = tokenizer(record["messages"][-1]["content"], add_special_tokens=False)["input_ids"]
+        if len(answer) > max_answer_tokens:
+            return "answer_too_long"
+    return None
 
 
 def split_heldout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
@@ -67,11 +75,13 @@ def split_heldout(records: list[dict], fraction: float) -> tuple[list[dict], lis
 
 
 def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int | None,
-            heldout_fraction: float, seed: int, quarantine: Path, index: Index | None) -> Prepared:
+            heldout_fraction: float, seed: int, quarantine: Path, index: Index | None,
+            max_answer_tokens: int | None = None) -> Prepared:
     """Read, mix, decontaminate, length-check and split `names` (kind "sft" or "dpo")."""
     if not names:
         raise ValueError(f"No {kind.upper()} datasets configured (align.{kind}_datasets is empty)")
-    counts: dict = {"read": {}, "quarantined": Counter(), "decontaminated": Counter(), "too_long": 0}
+    counts: dict = {"read": {}, "quarantined": Counter(), "decontaminated": Counter(), "too_long": 0,
+                    "answer_too_long": 0}
     quarantine.parent.mkdir(parents=True, exist_ok=True)
     sets = []
     with quarantine.open("w", encoding="utf-8") as bad:
@@ -82,7 +92,7 @@ def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int
             for q in loaded.quarantined:
                 bad.write(json.dumps({"dataset": name, **q}, ensure_ascii=False) + "\n")
             sets.append(loaded.records)
-        kept = _take(interleave(sets, seed), tokenizer, max_length, cap, index, counts, bad)
+        kept = _take(interleave(sets, seed), tokenizer, (max_length, max_answer_tokens), cap, index, counts, bad)
     train, heldout = split_heldout(kept, heldout_fraction)
     counts.update(train=len(train), heldout=len(heldout), quarantined=dict(counts["quarantined"]),
                   decontaminated=dict(counts["decontaminated"]))
@@ -91,7 +101,7 @@ def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int
     return Prepared(train, heldout, counts)
 
 
-def _take(stream: list[dict], tokenizer, max_length: int, cap: int | None, index: Index | None,
+def _take(stream: list[dict], tokenizer, limits: tuple[int, int | None], cap: int | None, index: Index | None,
           counts: dict, bad) -> list[dict]:
     """Walk the stream in chunks until `cap` records pass decontamination and the length check."""
     kept: list[dict] = []
@@ -105,10 +115,11 @@ def _take(stream: list[dict], tokenizer, max_length: int, cap: int | None, index
         for record in clean:
             if cap is not None and len(kept) >= cap:
                 break
-            if fits(tokenizer, record, max_length):
+            reason = too_long(tokenizer, record, *limits)
+            if reason is None:
                 kept.append(record)
             else:
-                counts["too_long"] += 1
+                counts[reason] += 1
         if cap is not None and len(kept) >= cap:
             break
     return kept

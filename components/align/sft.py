@@ -93,7 +93,7 @@ def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     data = prepare(cfg.sft_datasets, "sft", tok, max_length=cfg.max_length, cap=cfg.max_sft_examples,
                    heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
                    quarantine=out_dir / "quarantine" / "sft.jsonl",
-                   index=default_index() if cfg.decontaminate else None)
+                   index=default_index() if cfg.decontaminate else None, max_answer_tokens=cfg.max_answer_tokens)
     held_prompts = [prompt_of(r["messages"]) for r in data.heldout]
     run_id, uri = mlflow_target()
     config = {"stage": "sft", "cfg": cfg.model_dump(), "model_dir": str(base), "run_id": run_id, "tracking_uri": uri,

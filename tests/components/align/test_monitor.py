@@ -41,12 +41,13 @@ def test_preference_prefers_what_the_model_finds_likely(tmp_path):
     pair = {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello."}],
             "rejected": [{"role": "assistant", "content": "Hello."}]}
     tie = preference(model, tok, [pair], max_length=64)
-    assert tie == {"accuracy": 0.5, "margin": 0.0, "pairs": 1}
+    assert tie == {"accuracy": 0.5, "margin": 0.0, "accuracy_per_token": 0.5, "margin_per_token": 0.0, "pairs": 1}
     swapped = {**pair, "rejected": [{"role": "assistant", "content": "Good morning to you, friend."}]}
     scores = preference(model, tok, [swapped, {**swapped, "chosen": swapped["rejected"],
                                                "rejected": swapped["chosen"]}], max_length=64)
     # the two orders of the same pair disagree, so exactly one of them is won
     assert scores["accuracy"] == 0.5 and scores["margin"] == pytest.approx(0.0, abs=1e-4)
+    assert scores["accuracy_per_token"] == 0.5 and scores["margin_per_token"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_samples_table(tmp_path):
