@@ -32,8 +32,8 @@ def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout,
     """The TRL DPOTrainer for `cfg`, with an explicit frozen reference (the SFT model)."""
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(**training_args(cfg, output_dir, len(train), cfg.dpo_epochs, heldout is not None), learning_rate=cfg.dpo_lr,
-                     beta=cfg.dpo_beta, max_length=cfg.max_length)
+    base = training_args(cfg, output_dir, len(train), cfg.dpo_epochs, evaluate=heldout is not None)
+    args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length)
     return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
                       processing_class=tokenizer)
 

@@ -127,12 +127,16 @@ def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: fl
 
 
 def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
-    """A causal LM in fp32 (mixed precision comes from the trainer), its generation config set to the
-    tokenizer's eos and pad."""
+    """A causal LM in fp32 (mixed precision comes from the trainer) on this worker's device, its
+    generation config set to the tokenizer's eos and pad."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     for conf in (model.config, model.generation_config):
         conf.eos_token_id, conf.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    if cfg.use_gpu:  # scoring and sample replies before training run on the GPU too
+        import ray.train.torch
+
+        model.to(ray.train.torch.get_device())
     return model

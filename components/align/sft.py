@@ -55,8 +55,9 @@ def build_trainer(cfg: AlignConfig, model, tokenizer, train, heldout, output_dir
     """The TRL SFTTrainer (assistant-only loss) for `cfg`; used by the Ray worker and the tests."""
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(**training_args(cfg, output_dir, len(train), cfg.sft_epochs, heldout is not None), learning_rate=cfg.sft_lr,
-                     max_length=cfg.max_length, packing=cfg.packing, assistant_only_loss=True)
+    base = training_args(cfg, output_dir, len(train), cfg.sft_epochs, evaluate=heldout is not None)
+    args = SFTConfig(**base, learning_rate=cfg.sft_lr, max_length=cfg.max_length, packing=cfg.packing,
+                     assistant_only_loss=True)
     return SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=heldout, processing_class=tokenizer)
 
 
