@@ -172,8 +172,13 @@ class PretrainConfig(StageConfig):
 
 
 class AlignConfig(StageConfig):
-    """SFT then DPO with TRL."""
+    """SFT then DPO with TRL, inside Ray Train workers."""
 
+    sft_datasets: list[str] = ["alpaca_en", "alpaca_zh", "gsm8k_train"]
+    """SFT sets: catalog names (alpaca_en, alpaca_zh, gsm8k_train), local .json/.jsonl files, or
+    `hf:id[:config][@split]`."""
+    dpo_datasets: list[str] = ["dpo_en", "dpo_zh"]
+    """Preference sets: catalog names (dpo_en, dpo_zh), local .json/.jsonl files, or `hf:id[:config][@split]`."""
     sft_epochs: float = Field(default=2, gt=0, le=100)
     """SFT epochs."""
     sft_lr: float = Field(default=1e-4, gt=0, le=1)
@@ -185,11 +190,46 @@ class AlignConfig(StageConfig):
     dpo_beta: float = Field(default=0.1, gt=0, le=10)
     """DPO temperature beta."""
     max_length: int = Field(default=256, ge=16)
-    """Maximum tokens per conversation."""
+    """Maximum tokens per conversation; longer SFT conversations are skipped (counted), so every kept
+    example ends with its end-of-turn token; longer DPO pairs are truncated."""
+    max_answer_tokens: int | None = Field(default=None, ge=1)
+    """SFT examples whose final answer is longer are skipped (None = no limit). Small models learn to
+    stop after short answers far sooner than after long ones; the tiny preset uses it."""
     max_sft_examples: int | None = Field(default=None, ge=1)
-    """Cap on SFT examples (None = all)."""
+    """Cap on SFT examples, drawn evenly from the SFT sets (None = all)."""
     max_dpo_pairs: int | None = Field(default=None, ge=1)
-    """Cap on DPO pairs (None = all)."""
+    """Cap on DPO pairs, drawn evenly from the preference sets (None = all)."""
+    heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5)
+    """Share of examples and pairs held out: prompts for generations, pairs for preference accuracy."""
+    packing: bool = False
+    """Pack several SFT conversations into one max_length sequence (best-fit decreasing)."""
+    batch_size: int = Field(default=8, ge=1)
+    """Sequences (SFT) or pairs (DPO) per worker per step."""
+    grad_accum: int = Field(default=1, ge=1)
+    """Gradient accumulation steps; global batch = batch_size × grad_accum × num_workers."""
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    """Share of steps with linear warmup (then cosine decay)."""
+    num_workers: int = Field(default=1, ge=1, le=4096)
+    """Ray Train workers (data parallel)."""
+    cpus_per_worker: float = Field(default=1, gt=0, le=512)
+    """CPUs Ray reserves for each worker (also its torch threads)."""
+    use_gpu: bool = False
+    """Train on GPUs (one per worker)."""
+    bf16: bool = False
+    """bf16 mixed precision (GPUs or AMX CPUs)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory (big models)."""
+    sample_prompts: list[str] = ["What is the capital of France?", "Give three tips for staying healthy.",
+                                 "中国的首都是哪里？", "请给出三个保持健康的建议。"]
+    """Prompts (English and Chinese) answered before and after each stage in the samples table."""
+    monitor_prompts: int = Field(default=16, ge=1, le=4096)
+    """Held-out prompts generated every SFT epoch for the repetition rate."""
+    gen_max_new_tokens: int = Field(default=128, ge=1, le=8192)
+    """Token budget of each sample generation (greedy)."""
+    decontaminate: bool = True
+    """Drop SFT examples and DPO pairs that overlap an evaluation set (counted per benchmark)."""
+    seed: int = 0
+    """Seed for sampling, splitting and training."""
 
 
 class EvalConfig(StageConfig):

@@ -45,7 +45,11 @@ def tiny() -> PipelineConfig:
                           max_seq_len=128),
         pretrain=PretrainConfig(total_tokens=60_000, batch_tokens=2048, micro_batch=8, lr=3e-3,
                                 warmup_steps=5, eval_every=10, checkpoint_every=10),
-        align=AlignConfig(sft_epochs=1, max_length=128, max_sft_examples=64, max_dpo_pairs=32),
+        # A 2-layer model barely pretrained learns the template and to stop only on short answers and many
+        # passes; GSM8K's worked solutions do not fit 128 tokens. DPO on the ~100 demo pairs that fit.
+        align=AlignConfig(sft_datasets=["alpaca_en", "alpaca_zh"], sft_epochs=20, sft_lr=1e-2, max_answer_tokens=24,
+                          dpo_epochs=2, dpo_lr=5e-4, max_length=128, heldout_fraction=0.2, monitor_prompts=8,
+                          gen_max_new_tokens=64),
         eval=EvalConfig(limit=4, max_new_tokens=64),
     )
 
@@ -62,7 +66,8 @@ def small() -> PipelineConfig:
                           max_seq_len=256),
         pretrain=PretrainConfig(total_tokens=8_000_000, batch_tokens=32_768, micro_batch=16, lr=2e-3,
                                 warmup_steps=20, eval_every=25, checkpoint_every=50),
-        align=AlignConfig(sft_epochs=2, max_length=256, max_sft_examples=3000, max_dpo_pairs=600),
+        align=AlignConfig(sft_epochs=2, sft_lr=2e-4, max_length=256, max_answer_tokens=160, max_sft_examples=3000,
+                          dpo_lr=2e-5, max_dpo_pairs=600, gen_max_new_tokens=96),
         eval=EvalConfig(limit=200),
     )
 
@@ -81,7 +86,10 @@ def _deepseek(layers: int, d: int, heads: int, kv: int, ffn: int, batch_seqs: in
                                 micro_batch=micro, lr=lr, warmup_steps=2000, schedule="multistep",
                                 num_workers=workers, use_gpu=True, strategy="fsdp",
                                 eval_every=1000, checkpoint_every=1000),
-        align=AlignConfig(sft_epochs=sft_epochs, sft_lr=sft_lr, dpo_lr=5e-6, max_length=4096),
+        # SFT epochs and LR per model size (§5.1); DPO one epoch at 5e-6, batch 512 (8 × 4 × 16), warmup + cosine.
+        align=AlignConfig(sft_epochs=sft_epochs, sft_lr=sft_lr, dpo_epochs=1, dpo_lr=5e-6, max_length=4096,
+                          batch_size=4, grad_accum=16, num_workers=8, use_gpu=True, bf16=True,
+                          gradient_checkpointing=True, gen_max_new_tokens=512),
         eval=EvalConfig(tasks=["bpb", "gsm8k", "math", "humaneval", "mbpp", "mmlu", "ceval", "cmmlu",
                                "hellaswag", "arc_easy", "arc_challenge"]),
     )

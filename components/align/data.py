@@ -175,8 +175,39 @@ def _llamafactory(name: str) -> Path:
     return package_dir("llamafactory") / "llamafactory-0.9.5" / "data" / name
 
 
+HF_PREFIX = "hf:"
+
+
+def parse_hf_id(spec: str) -> tuple[str, str | None, str]:
+    """`hf:org/name[:config][@split]` → (id, config, split); the split defaults to train."""
+    rest, _, split = spec.removeprefix(HF_PREFIX).partition("@")
+    dataset_id, _, config = rest.partition(":")
+    if not dataset_id:
+        raise ValueError(f"{spec!r} is not a Hugging Face id; write hf:org/name[:config][@split]")
+    return dataset_id, config or None, split or "train"
+
+
+def read_hf(spec: str) -> Iterator[tuple[str, Any]]:
+    """(location, record) from a Hugging Face dataset; a clear error when the hub is unreachable."""
+    import datasets
+
+    dataset_id, config, split = parse_hf_id(spec)
+    try:
+        rows = datasets.load_dataset(dataset_id, config, split=split)
+    except Exception as exc:  # offline, unknown id, gated: all mean "cannot read it here"
+        raise FileNotFoundError(f"Cannot load Hugging Face dataset {dataset_id!r} (config {config}, split {split}): "
+                                f"{exc}. Without the hub, download it elsewhere and pass a local .jsonl file.") from exc
+    for n, row in enumerate(rows):
+        yield f"{dataset_id}[{n}]", dict(row)
+
+
 def load(name_or_path: str, kind: str | None = None) -> Loaded:
-    """A catalog set by name, or a local .json/.jsonl file (kind required for files)."""
+    """A catalog set by name, `hf:id[:config][@split]`, or a local .json/.jsonl file (kind required
+    for files and hub ids)."""
+    if name_or_path.startswith(HF_PREFIX):
+        if kind is None:
+            raise ValueError(f"Say whether {name_or_path} holds SFT or DPO records (kind='sft' or 'dpo')")
+        return convert(read_hf(name_or_path), kind)
     if name_or_path in CATALOG:
         catalog_kind, path = CATALOG[name_or_path]
         return convert(read_records(path()), kind or catalog_kind)

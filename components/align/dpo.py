@@ -1,0 +1,121 @@
+"""DPO stage: TRL DPOTrainer from the SFT model, with the SFT model as the frozen reference, on Ray Train.
+
+Input `model`: the sft artifact. Output: `hf/` (the aligned model, tokenizer and chat template),
+`data/`, `quarantine/dpo.jsonl` and `report/`: samples before/after, curves of the DPO loss,
+implicit reward margins and accuracies, and `preference.json`, the held-out preference accuracy
+of the SFT model against the DPO model. That accuracy is measured, not assumed: on held-out pairs,
+the share where the model gives the chosen reply a higher summed log-probability than the rejected
+one (the same quantity for both models, see `chat.preference`). TRL's own held-out metrics (implicit
+rewards relative to the SFT reference) are reported beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from components.align.chat import generate, load_tokenizer, preference
+from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
+from components.align.report import log_samples_table, mlflow_target, plot_curves, sample_rows, write_samples
+from components.align.runner import attach, fit, load_model, report_final, training_args, worker_setup
+from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
+from components.artifacts import StageSpec
+from components.config import AlignConfig
+
+SFT_ONLY = {"sft_datasets", "sft_epochs", "sft_lr", "max_sft_examples", "max_answer_tokens", "packing",
+            "monitor_prompts"}
+MAX_PREFERENCE_PAIRS = 512  # held-out pairs scored one by one on rank 0; enough for a ±2% accuracy
+
+
+def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout, output_dir: str):
+    """The TRL DPOTrainer for `cfg`, with an explicit frozen reference (the SFT model)."""
+    from trl import DPOConfig, DPOTrainer
+
+    base = training_args(cfg, output_dir, len(train), cfg.dpo_epochs, evaluate=heldout is not None)
+    args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length)
+    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
+                      processing_class=tokenizer)
+
+
+def worker(config: dict) -> None:
+    """One Ray Train worker: score the SFT model, train DPO, score the DPO model, report from rank 0."""
+    import ray.train
+    from datasets import Dataset
+
+    from components.align.callbacks import MlflowLive
+
+    cfg, scratch = worker_setup(config)
+    tok = load_tokenizer(config["model_dir"])
+    model, ref = (load_model(config["model_dir"], cfg, tok) for _ in range(2))
+    train, held = (read_jsonl(config[k]) for k in ("train", "heldout"))
+    rank0 = ray.train.get_context().get_world_rank() == 0
+    scored = held[:MAX_PREFERENCE_PAIRS]
+    pref_sft = preference(model, tok, scored, cfg.max_length) if rank0 else {}
+    before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    live = MlflowLive(config["run_id"], config["tracking_uri"], "dpo")
+    trainer = attach(build_trainer(cfg, model, ref, tok, Dataset.from_list(train), Dataset.from_list(held),
+                                   scratch), live)
+    output = trainer.train()
+    heldout_eval = trainer.evaluate()  # every rank: implicit rewards against the SFT reference
+    pref_dpo = preference(trainer.model, tok, scored, cfg.max_length) if rank0 else {}
+    after = generate(trainer.model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    if rank0:
+        live.log({"heldout/reward_accuracy_sft": pref_sft["accuracy"], "heldout/reward_accuracy_dpo":
+                  pref_dpo["accuracy"], "heldout/margin_sft": pref_sft["margin"],
+                  "heldout/margin_dpo": pref_dpo["margin"]}, trainer.state.global_step)
+    results = {"before": before, "after": after, "preference_sft": pref_sft, "preference_dpo": pref_dpo,
+               "heldout_eval": heldout_eval, "log_history": trainer.state.log_history,
+               "train_loss": output.training_loss, "steps": trainer.state.global_step, "epochs": trainer.state.epoch}
+    report_final(trainer, tok, results, {"train_loss": output.training_loss})
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+    """Prepare the preference pairs, run DPO on Ray Train from the SFT model, write hf/ and report/."""
+    out_dir = Path(out_dir).resolve()
+    sft_model = model_dir(inputs["model"])
+    tok = load_tokenizer(sft_model)
+    data = prepare(cfg.dpo_datasets, "dpo", tok, max_length=cfg.max_length, cap=cfg.max_dpo_pairs,
+                   heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
+                   quarantine=out_dir / "quarantine" / "dpo.jsonl",
+                   index=default_index() if cfg.decontaminate else None)
+    run_id, uri = mlflow_target()
+    config = {"stage": "dpo", "cfg": cfg.model_dump(), "model_dir": str(sft_model), "run_id": run_id,
+              "tracking_uri": uri,
+              "train": str(write_jsonl(data.train, out_dir / "data" / "train.jsonl")),
+              "heldout": str(write_jsonl(data.heldout, out_dir / "data" / "heldout.jsonl")),
+              "sample_prompts": list(cfg.sample_prompts) + balanced([r["prompt"] for r in data.heldout],
+                                                                    2 * HELDOUT_SAMPLES_PER_LANG)}
+    results = fit(worker, config, cfg, f"dpo-{out_dir.name}", out_dir)
+    return _report(results, data.counts, out_dir)
+
+
+def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
+    report = out_dir / "report"
+    rows = sample_rows(results["before"], results["after"])
+    write_samples(rows, report, "DPO", "SFT model", "DPO model")
+    sft, dpo, held = results["preference_sft"], results["preference_dpo"], results["heldout_eval"]
+    (report / "preference.json").write_text(json.dumps(
+        {"heldout_pairs": sft["pairs"], "sft": sft, "dpo": dpo, "trl_heldout_eval": held}, indent=2))
+    plot_curves(results["log_history"], {"loss": ["loss", "eval_loss"],
+                                         "reward accuracy": ["rewards/accuracies", "eval_rewards/accuracies"],
+                                         "rewards": ["rewards/chosen", "rewards/rejected", "rewards/margins"]},
+                report / "curves.png", "DPO")
+    train_logs = [h for h in results["log_history"] if "rewards/margins" in h]
+    counts = {**data_counts, "pairs": data_counts["train"], "train_loss": results["train_loss"],
+              "epochs": results["epochs"], "steps": results["steps"],
+              "reward_accuracy_sft": sft["accuracy"], "reward_accuracy_dpo": dpo["accuracy"],
+              "margin_sft": sft["margin"], "margin_dpo": dpo["margin"], "heldout_pairs": sft["pairs"],
+              "reward_accuracy_per_token_sft": sft["accuracy_per_token"],
+              "reward_accuracy_per_token_dpo": dpo["accuracy_per_token"],
+              "heldout_implicit_reward_accuracy": held.get("eval_rewards/accuracies"),
+              "heldout_implicit_reward_margin": held.get("eval_rewards/margins"),
+              "train_reward_margin": train_logs[-1]["rewards/margins"] if train_logs else None,
+              "train_reward_accuracy": train_logs[-1]["rewards/accuracies"] if train_logs else None,
+              "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows)}
+    log_samples_table("dpo", rows)
+    return counts
+
+
+STAGE = StageSpec("dpo", 1, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))

@@ -1,0 +1,148 @@
+"""Assemble the SFT examples or DPO pairs a stage trains on, from several named sets.
+
+Each set is read (bad records quarantined with their reason), shuffled with the seed and
+interleaved round-robin, so a cap draws evenly from every set. The stream is then decontaminated
+against the eval sets and length-checked with the stage's tokenizer: an SFT conversation longer
+than max_length is skipped (truncating it would cut off the end-of-turn token the model must learn
+to emit), and so is one whose final answer exceeds max_answer_tokens when set; a DPO pair whose
+prompt alone takes more than half of max_length is skipped (its completions would be truncated to
+nothing). A held-out share is split off evenly across the
+stream. Everything dropped is counted; quarantined and contaminated records go to a jsonl file.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+
+from components.align.data import load
+from components.align.decontam import Index, NgramIndex, decontaminate
+
+
+@dataclass
+class Prepared:
+    """Training and held-out records plus what happened to the others."""
+
+    train: list[dict]
+    heldout: list[dict]
+    counts: dict = field(default_factory=dict)
+
+
+def interleave(sets: list[list[dict]], seed: int) -> list[dict]:
+    """Each set shuffled, then one from each in turn."""
+    rng = random.Random(seed)
+    shuffled = [rng.sample(records, len(records)) for records in sets]
+    return [r for group in zip_longest(*shuffled) for r in group if r is not None]
+
+
+def token_length(tokenizer, record: dict) -> int:
+    """Tokens of an SFT conversation, or of a DPO pair's prompt with its generation marker."""
+    if "messages" in record:
+        return len(_ids(tokenizer, record["messages"], add_generation_prompt=False))
+    return len(_ids(tokenizer, record["prompt"], add_generation_prompt=True))
+
+
+def _ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
+    return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                         add_generation_prompt=add_generation_prompt)["input_ids"]
+
+
+def too_long(tokenizer, record: dict, max_length: int, max_answer_tokens: int | None = None) -> str | None:
+    """Why a record does not fit ("too_long", "answer_too_long"), or None when it does."""
+    limit = max_length if "messages" in record else max_length // 2
+    if token_length(tokenizer, record) > limit:
+        return "too_long"
+    if max_answer_tokens and "messages" in record:
+        answer = tokenizer(record["messages"][-1]["content"], add_special_tokens=False)["input_ids"]
+        if len(answer) > max_answer_tokens:
+            return "answer_too_long"
+    return None
+
+
+def split_heldout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
+    """(train, held-out): every k-th record held out, at least 2 and never all."""
+    if len(records) < 3:
+        raise ValueError(f"Only {len(records)} usable records: too few to train and hold some out; "
+                         "add data, raise the cap or max_length")
+    n_held = min(max(2, round(len(records) * fraction)), len(records) - 1)
+    step = len(records) / n_held
+    held = {int(i * step) for i in range(n_held)}
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
+
+
+def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int | None,
+            heldout_fraction: float, seed: int, quarantine: Path, index: Index | None,
+            max_answer_tokens: int | None = None) -> Prepared:
+    """Read, mix, decontaminate, length-check and split `names` (kind "sft" or "dpo")."""
+    if not names:
+        raise ValueError(f"No {kind.upper()} datasets configured (align.{kind}_datasets is empty)")
+    counts: dict = {"read": {}, "quarantined": Counter(), "decontaminated": Counter(), "too_long": 0,
+                    "answer_too_long": 0}
+    quarantine.parent.mkdir(parents=True, exist_ok=True)
+    sets = []
+    with quarantine.open("w", encoding="utf-8") as bad:
+        for name in names:
+            loaded = load(name, kind)
+            counts["read"][name] = len(loaded.records) + len(loaded.quarantined)
+            counts["quarantined"].update(loaded.reasons)
+            for q in loaded.quarantined:
+                bad.write(json.dumps({"dataset": name, **q}, ensure_ascii=False) + "\n")
+            sets.append(loaded.records)
+        kept = _take(interleave(sets, seed), tokenizer, (max_length, max_answer_tokens), cap, index, counts, bad)
+    train, heldout = split_heldout(kept, heldout_fraction)
+    counts.update(train=len(train), heldout=len(heldout), quarantined=dict(counts["quarantined"]),
+                  decontaminated=dict(counts["decontaminated"]))
+    counts["quarantined_total"] = sum(counts["quarantined"].values())
+    counts["decontaminated_total"] = sum(counts["decontaminated"].values())
+    return Prepared(train, heldout, counts)
+
+
+def _take(stream: list[dict], tokenizer, limits: tuple[int, int | None], cap: int | None, index: Index | None,
+          counts: dict, bad) -> list[dict]:
+    """Walk the stream in chunks until `cap` records pass decontamination and the length check."""
+    kept: list[dict] = []
+    chunk = max(64, cap or 0)
+    for start in range(0, len(stream), chunk):
+        clean, dropped = decontaminate(stream[start:start + chunk], index or (lambda _text: None))
+        for record, benchmark in dropped:
+            counts["decontaminated"][benchmark] += 1
+            bad.write(json.dumps({"reason": f"contaminated: {benchmark}", "sample": record},
+                                 ensure_ascii=False) + "\n")
+        for record in clean:
+            if cap is not None and len(kept) >= cap:
+                break
+            reason = too_long(tokenizer, record, *limits)
+            if reason is None:
+                kept.append(record)
+            else:
+                counts[reason] += 1
+        if cap is not None and len(kept) >= cap:
+            break
+    return kept
+
+
+_INDEX: dict[int, NgramIndex] = {}
+
+
+def default_index(n: int = 13) -> Index:
+    """The eval-set n-gram index from the local benchmark files, built once per process."""
+    if n not in _INDEX:
+        _INDEX[n] = NgramIndex.from_benchmarks(n)
+    return _INDEX[n]
+
+
+def write_jsonl(records: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path.resolve()
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

@@ -1,0 +1,142 @@
+"""Run an alignment worker function on Ray Train and bring its final checkpoint home.
+
+Each worker builds its own TRL trainer (the TRL/Ray pattern: RayTrainReportCallback reports every
+epoch's checkpoint, prepare_trainer wires Ray Data iterables). When training ends, rank 0 reports
+one last checkpoint holding the HF model, the tokenizer and `results.json`; every other rank
+reports too (Ray Train wants the same number of reports from each). The driver copies that
+checkpoint into the stage's output directory. Ray is started locally only when no cluster is
+connected; `RAY_ADDRESS` points it at a cluster instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from components.config import AlignConfig
+from components.home import Home
+
+RESULTS = "results.json"
+MAX_CHECKPOINTS = 4  # per run: each one is written, reported and persisted by Ray (seconds on a small box)
+
+
+def ensure_ray(home: Home) -> None:
+    """Connect to $RAY_ADDRESS, or start a local Ray, unless Ray is already initialised."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return
+    ray.init(include_dashboard=False, _temp_dir=_short_temp_dir(home))
+
+
+def _short_temp_dir(home: Home) -> str | None:
+    # Ray's unix sockets live under its temp dir; a long path breaks them (108-byte limit).
+    return str(home.ray) if len(str(home.ray)) < 60 else None
+
+
+def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path) -> dict:
+    """Train with `cfg.num_workers` Ray workers; copy rank 0's final checkpoint to out_dir; return results."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    home = Home.resolve()
+    ensure_ray(home)
+    storage = home.ray / "train"
+    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
+    trainer = TorchTrainer(
+        worker, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=str(storage), failure_config=FailureConfig(max_failures=0),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)))
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"{name}: training finished without a final checkpoint (see the Ray worker logs)")
+    try:
+        with result.checkpoint.as_directory() as ckpt:
+            shutil.copytree(Path(ckpt) / "hf", out_dir / "hf", dirs_exist_ok=True)
+            return json.loads((Path(ckpt) / RESULTS).read_text())
+    finally:
+        shutil.rmtree(storage / name, ignore_errors=True)  # checkpoints copied out; keep the home small
+
+
+def report_final(trainer, tokenizer, results: dict, metrics: dict) -> None:
+    """In a worker after training: rank 0 reports model + tokenizer + results as the last checkpoint."""
+    import ray.train
+
+    if not trainer.is_world_process_zero():
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = Path(tmp) / "hf"
+        trainer.save_model(str(hf))
+        tokenizer.save_pretrained(str(hf))
+        (Path(tmp) / RESULTS).write_text(json.dumps(results, ensure_ascii=False, default=str))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def attach(trainer, *callbacks):
+    """Our callbacks, Ray's report callback and prepare_trainer; the stdout printer goes (MLflow and Ray
+    get the values, and every worker printing every log line only clutters the driver's output)."""
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    for callback in (*callbacks, RayTrainReportCallback()):
+        trainer.add_callback(callback)
+    return prepare_trainer(trainer)
+
+
+def worker_setup(config: dict) -> tuple[AlignConfig, str]:
+    """Threads, seed and a per-rank scratch directory for the HF trainer's own checkpoints."""
+    import ray.train
+    import torch
+    from transformers import set_seed
+
+    cfg = AlignConfig(**config["cfg"])
+    if not cfg.use_gpu:
+        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+    set_seed(cfg.seed)
+    rank = ray.train.get_context().get_world_rank()
+    return cfg, tempfile.mkdtemp(prefix=f"dsllm-{config['stage']}-rank{rank}-")
+
+
+def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: float, evaluate: bool) -> dict:
+    """TrainingArguments shared by SFT and DPO: precision and checkpointing from the config (TRL defaults
+    both to on, which the CPU does not want), eval every epoch, a checkpoint (and Ray report) every epoch
+    but at most MAX_CHECKPOINTS per run, no built-in loggers."""
+    per_step = cfg.batch_size * cfg.grad_accum * max(cfg.num_workers, 1)
+    total_steps = max(1, math.ceil(epochs * math.ceil(n_examples / per_step)))
+    save = {"save_strategy": "epoch"} if epochs <= MAX_CHECKPOINTS else \
+        {"save_strategy": "steps", "save_steps": math.ceil(total_steps / MAX_CHECKPOINTS)}
+    return dict(output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
+                per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+                warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", use_cpu=not cfg.use_gpu,
+                bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
+                logging_steps=max(1, total_steps // 100), eval_strategy="epoch" if evaluate else "no", **save,
+                save_only_model=True, save_total_limit=1, report_to="none", seed=cfg.seed,
+                disable_tqdm=True, ddp_find_unused_parameters=False, dataloader_num_workers=0)
+
+
+def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
+    """A causal LM in fp32 (mixed precision comes from the trainer) on this worker's device, its
+    generation config set to the tokenizer's eos and pad."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    for conf in (model.config, model.generation_config):
+        conf.eos_token_id, conf.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    if cfg.use_gpu:  # scoring and sample replies before training run on the GPU too
+        import ray.train.torch
+
+        model.to(ray.train.torch.get_device())
+    return model
