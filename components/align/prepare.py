@@ -20,7 +20,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from components.align.data import load
-from components.align.decontam import Index, NgramIndex, decontaminate
+from components.align.decontam import Index, decontaminate
 
 
 @dataclass
@@ -125,14 +125,18 @@ def _take(stream: list[dict], tokenizer, limits: tuple[int, int | None], cap: in
     return kept
 
 
-_INDEX: dict[int, NgramIndex] = {}
+def default_index(n: int = 13, benchmarks: tuple[str, ...] | None = None) -> Index:
+    """The pretraining data's eval-set n-gram index (components.data.decontam), as text → benchmark name.
 
+    Same benchmarks, same units (words; characters for Chinese) and the same cached index as the data stage.
+    """
+    from components.config import DataConfig
+    from components.data import decontam
+    from components.data.units import units
 
-def default_index(n: int = 13) -> Index:
-    """The eval-set n-gram index from the local benchmark files, built once per process."""
-    if n not in _INDEX:
-        _INDEX[n] = NgramIndex.from_benchmarks(n)
-    return _INDEX[n]
+    names = list(benchmarks or DataConfig().decontam_benchmarks)
+    index = decontam.load(str(decontam.build_index(names, n)))
+    return lambda text: index.hit(units(text)) or None
 
 
 def write_jsonl(records: list[dict], path: Path) -> Path:

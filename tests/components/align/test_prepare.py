@@ -8,8 +8,8 @@ import pytest
 
 from components.align import data
 from components.align.chat import load_tokenizer
-from components.align.decontam import NgramIndex, decontaminate, tokens
-from components.align.prepare import interleave, prepare, split_heldout
+from components.align.decontam import decontaminate
+from components.align.prepare import default_index, interleave, prepare, split_heldout
 from components.sources.archives import shared_benchmarks
 from tests.components.align import fixtures as fx
 
@@ -26,21 +26,28 @@ def _gsm8k_test_question() -> str:
         return json.loads(fh.readline())["question"]
 
 
+LOCAL_BENCHMARKS = ("gsm8k", "ceval", "cmmlu")  # in ../shared/data: no download needed
+
+
 def test_planted_gsm8k_test_question_is_dropped_with_its_benchmark():
     question = _gsm8k_test_question()
     records = [{"messages": [{"role": "user", "content": "Please solve: " + question},
                              {"role": "assistant", "content": "The answer is 3."}]},
                {"messages": [{"role": "user", "content": "What colour is the sky on a clear day?"},
                              {"role": "assistant", "content": "It is blue."}]}]
-    kept, dropped = decontaminate(records, NgramIndex.from_benchmarks())
+    kept, dropped = decontaminate(records, default_index(benchmarks=LOCAL_BENCHMARKS))
     assert kept == records[1:] and [b for _, b in dropped] == ["gsm8k"]
 
 
 def test_chinese_overlap_counts_characters():
-    index = NgramIndex(n=8).add("cmmlu", ["下列关于中国古代科举制度的说法正确的是"])
-    assert tokens("科举 制度") == ["科", "举", "制", "度"]
-    assert index("请回答：关于中国古代科举制度的问题") == "cmmlu"
-    assert index("中国古代的诗歌非常有名") is None
+    import csv
+
+    path = sorted((shared_benchmarks() / "cmmlu" / "test").glob("*.csv"))[0]
+    with path.open(encoding="utf-8", newline="") as fh:
+        question = next(row["Question"] for row in csv.DictReader(fh) if len(row["Question"]) >= 20)
+    index = default_index(benchmarks=LOCAL_BENCHMARKS)
+    assert index("请回答：" + question[:16]) == "cmmlu", "13 Han characters in a row are enough"
+    assert index("中国古代的诗歌非常有名，唐诗宋词流传至今。") is None
 
 
 def test_prepare_counts_quarantine_contamination_and_too_long(tok, tmp_path):
@@ -51,7 +58,7 @@ def test_prepare_counts_quarantine_contamination_and_too_long(tok, tmp_path):
                          tmp_path / "mixed.json")
     quarantine = tmp_path / "q" / "sft.jsonl"
     out = prepare([str(path)], "sft", tok, max_length=128, cap=None, heldout_fraction=0.1, seed=0,
-                  quarantine=quarantine, index=NgramIndex.from_benchmarks())
+                  quarantine=quarantine, index=default_index(benchmarks=LOCAL_BENCHMARKS))
     c = out.counts
     assert c["read"] == {str(path): 44} and c["decontaminated"] == {"gsm8k": 1} and c["too_long"] == 1
     assert c["quarantined"] == {"empty or missing output": 1, "record is not a JSON object": 1}
