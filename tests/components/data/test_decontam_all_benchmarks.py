@@ -12,7 +12,8 @@ from components.data.units import units
 pytestmark = pytest.mark.integration
 
 
-def test_every_benchmark_is_indexed_and_found(shared_cache_home):
+def test_every_benchmark_is_indexed_and_found(shared_cache_home, monkeypatch):
+    monkeypatch.setenv("DSLLM_HOME", str(shared_cache_home.root))  # the loaders fetch into the session cache
     index = load(str(build_index(list(LOADERS), 13, shared_cache_home, download=True)))
     assert index.meta["missing"] == {}
     for name, info in index.meta["benchmarks"].items():
