@@ -1,0 +1,78 @@
+"""Cross-entropy over the vocabulary without materialising the full logits.
+
+The output projection and the loss are computed together in chunks of tokens: each chunk's logits
+live only while its loss and gradients are taken, and the gradients for the hidden states and the
+output weight are computed in the forward pass (the loss is a scalar, so backward only scales
+them). This removes the fp32 log-softmax over [tokens, vocab] that dominates a plain loop's time
+and memory, and the backward recomputation a chunked-checkpoint version would need.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = -100
+_CHUNK_ELEMENTS = 1 << 22  # logits per chunk (16 MiB in fp32): fits in cache-friendly working sets
+
+
+def chunk_rows(vocab_size: int) -> int:
+    """Tokens per chunk so that one chunk of logits holds about `_CHUNK_ELEMENTS` values."""
+    return max(64, _CHUNK_ELEMENTS // vocab_size)
+
+
+def _chunked(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int, with_grad: bool):
+    """Loss (and, with `with_grad`, d loss / d hidden and d loss / d weight) chunk by chunk."""
+    valid = targets != IGNORE_INDEX
+    scale = valid.to(torch.float32) / valid.sum().clamp(min=1)
+    safe = torch.where(valid, targets, 0)
+    grad_hidden = torch.empty_like(hidden) if with_grad else None
+    grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if with_grad else None
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for start in range(0, hidden.shape[0], rows):
+        h, t, s = hidden[start:start + rows], safe[start:start + rows], scale[start:start + rows]
+        logits = (h @ weight.T).float()
+        lse = torch.logsumexp(logits, dim=-1)
+        total += ((lse - logits.gather(1, t[:, None]).squeeze(1)) * s).sum()
+        if with_grad:
+            probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+            probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0
+            grad = probs.mul_(s[:, None]).to(hidden.dtype)
+            torch.mm(grad, weight, out=grad_hidden[start:start + rows])
+            if grad.dtype == torch.float32:
+                grad_weight.addmm_(grad.T, h)
+            else:  # low-precision matmul, fp32 accumulation across chunks
+                grad_weight += grad.T @ h
+    return total, grad_hidden, grad_weight
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int):
+        total, grad_hidden, grad_weight = _chunked(hidden, weight, targets, rows, with_grad=True)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.weight_dtype = weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return (grad_hidden * grad_output.to(grad_hidden.dtype),
+                (grad_weight * grad_output).to(ctx.weight_dtype), None, None)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         rows: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy of `hidden @ weight.T` against `targets` (IGNORE_INDEX skipped).
+
+    `hidden` is [..., d], `weight` [vocab, d], `targets` [...]. Equal to
+    `F.cross_entropy((hidden @ weight.T).float().flatten(0, -2), targets.flatten())` in value and
+    gradients, with peak memory of one chunk of logits instead of all of them.
+    """
+    flat_hidden = hidden.reshape(-1, hidden.shape[-1])
+    flat_targets = targets.reshape(-1)
+    if flat_hidden.shape[0] != flat_targets.shape[0]:
+        raise ValueError(f"hidden has {flat_hidden.shape[0]} positions but targets {flat_targets.shape[0]}")
+    rows = rows or chunk_rows(weight.shape[0])
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _LinearCrossEntropy.apply(flat_hidden, weight, flat_targets, rows)
+    return _chunked(flat_hidden, weight, flat_targets, rows, with_grad=False)[0]
