@@ -103,6 +103,15 @@ def heartbeat(root: Path, rank: int, step: int) -> None:
     folder = root / "workers"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".rank{rank}.json.{os.getpid()}"
-    tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), "step": step,
-                               "time": time.time()}))
+    tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), "node": _node_id(),
+                               "step": step, "time": time.time()}))
     tmp.replace(folder / f"rank{rank}.json")
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +192,3 @@ class Run:
         """The matmul peak of all workers together (probed on this worker, assumed alike)."""
         override = self.spec.cfg.peak_flops
         return (override or matmul_peak(self.dtype, self.where.device)) * self.where.world
-
-
-def spec_dict(spec: RunSpec) -> dict:
-    return asdict(spec)
