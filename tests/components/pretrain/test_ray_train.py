@@ -59,7 +59,8 @@ def _worker(folder, rank):
 
 
 def test_one_worker_on_each_of_two_nodes(cluster, inputs, tmp_path):
-    counts = _train(inputs, tmp_path, num_workers=2, cpus_per_worker=1, keep_checkpoints=True)
+    """DDP over gloo across the nodes, in bf16 with fp32 master weights."""
+    counts = _train(inputs, tmp_path, num_workers=2, cpus_per_worker=1, keep_checkpoints=True, precision="bf16")
     nodes = {_worker(tmp_path, rank)["node"] for rank in (0, 1)}
     assert len(nodes) == 2 and None not in nodes
     assert counts["steps"] == 16 and counts["final_loss"] < 4.5

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from components.artifacts import ArtifactStore
 from components.config import PackConfig, PipelineConfig, TokenizerConfig
@@ -43,7 +44,7 @@ def test_stage_trains_publishes_and_logs(inputs, home, monkeypatch):
 
     client, run_id = _mlflow_run(home)
     monkeypatch.setenv("DSLLM_MLFLOW_RUN_ID", run_id)
-    store, cfg = ArtifactStore(home), _config(inputs)
+    store, cfg = ArtifactStore(home), _config(inputs, precision="bf16")  # bf16 weights, fp32 master copies
     uris = {name: _publish(store, name, path) for name, path in inputs.items()}
     result = stage.STAGE.run(cfg, uris, store)
     counts, out = result.counts, store.resolve(result.uri)
@@ -62,6 +63,7 @@ def test_stage_trains_publishes_and_logs(inputs, home, monkeypatch):
     assert not stage.checkpoint_dir(cfg, {n: store.resolve(u) for n, u in uris.items()}).exists()
 
     model = AutoModelForCausalLM.from_pretrained(out / "hf")
+    assert model.dtype == torch.float32  # the master weights are published
     tokenizer = AutoTokenizer.from_pretrained(out / "hf")
     prompt = tokenizer("the quick", return_tensors="pt")
     generated = model.generate(**prompt, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
