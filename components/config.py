@@ -169,6 +169,22 @@ class PretrainConfig(StageConfig):
     """Steps between checkpoints."""
     seed: int = 0
     """Seed for weights and data order."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Compute precision: bf16 weights with fp32 master copies, or fp32. "auto" is bf16 on GPUs and on
+    CPUs with native bf16 matmul (AMX / AVX512-BF16), fp32 on other CPUs (bf16 is emulated there)."""
+    compile: bool = False
+    """torch.compile each decoder layer (the model class stays LlamaForCausalLM); pays off only on
+    long runs, compiling takes minutes on small CPUs."""
+    val_batches: int = Field(default=4, ge=1, le=100_000)
+    """Micro-batches of validation sequences per domain at each evaluation."""
+    max_failures: int = Field(default=3, ge=-1)
+    """Worker failures Ray Train recovers from (restart from the last checkpoint); -1 = unlimited."""
+    cpus_per_worker: float | None = Field(default=None, gt=0)
+    """CPUs each Ray worker reserves (and its torch threads); None = the cluster's CPUs / workers."""
+    peak_flops: float | None = Field(default=None, gt=0)
+    """Matmul peak per worker for MFU (FLOP/s); None = measured at the start of each run."""
+    keep_checkpoints: bool = False
+    """Keep the checkpoint directory after the run has been published (else it is removed)."""
 
 
 class AlignConfig(StageConfig):

@@ -1,0 +1,194 @@
+"""The training loop each Ray Train worker runs (and local mode runs in-process).
+
+`Run` holds one worker's model, optimizer, schedule and data order; `train_loop(config)` is the
+Ray Train entry point: resume from the newest checkpoint, train to the configured tokens with
+gradient accumulation, evaluate per domain, checkpoint, and save the final model. Rank 0 writes
+metrics; every rank calls `ray.train.report` at the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import ModelConfig, PretrainConfig
+from components.model import build_model, count_parameters, model_flops_per_token
+from components.pretrain import checkpoint
+from components.pretrain.data import Pack, TrainOrder, val_windows
+from components.pretrain.optim import MasterAdamW
+from components.pretrain.runtime import (
+    CausalLMLoss,
+    all_mean,
+    all_sum,
+    compute_dtype,
+    matmul_peak,
+    place,
+    wrap,
+)
+from components.pretrain.schedule import make_scheduler
+
+
+@dataclass
+class RunSpec:
+    """Everything a worker needs (plain values: it travels to Ray workers)."""
+
+    model: dict
+    pretrain: dict
+    pack_dir: str
+    ckpt_dir: str
+    seq_len: int
+    total_steps: int
+    ids: dict = field(default_factory=dict)
+    mlflow_uri: str | None = None
+    mlflow_run_id: str | None = None
+    threads: int | None = None
+
+    @property
+    def model_cfg(self) -> ModelConfig:
+        return ModelConfig(**self.model)
+
+    @property
+    def cfg(self) -> PretrainConfig:
+        return PretrainConfig(**self.pretrain)
+
+
+class Run:
+    """One worker's share of a training run."""
+
+    def __init__(self, spec: RunSpec):
+        self.spec, cfg = spec, spec.cfg
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        self.where = place(cfg.use_gpu)
+        self.dtype = compute_dtype(cfg.precision, self.where.device)
+        self.sharded = self.where.distributed and cfg.strategy == "fsdp"
+        self.global_seqs = cfg.batch_tokens // spec.seq_len
+        self.accum = self.global_seqs // (cfg.micro_batch * self.where.world)
+        pack = Pack.open(spec.pack_dir)
+        self.order = TrainOrder(pack.train_shards(), spec.seq_len, cfg.seed)
+        self.val = {b: val_windows(pack.val(b), spec.seq_len, cfg.val_batches * cfg.micro_batch)
+                    for b in pack.buckets}
+        self.lm = build_model(spec.model_cfg, seed=cfg.seed, **spec.ids)
+        self.params = count_parameters(self.lm)
+        self.lm.to(self.where.device, torch.float32 if self.sharded else self.dtype)
+        if cfg.compile:
+            for layer in self.lm.model.layers:
+                layer.compile()
+        self.net = wrap(CausalLMLoss(self.lm), self.where, cfg.strategy, self.dtype)
+        self.opt = MasterAdamW(list(self.lm.named_parameters()), cfg.lr, cfg.weight_decay)
+        self.sched = make_scheduler(self.opt.inner, spec.total_steps, cfg.warmup_steps, cfg.schedule,
+                                    cfg.min_lr_ratio)
+        self.step, self.tokens = 0, 0
+        self.flops_per_token = model_flops_per_token(spec.model_cfg, spec.seq_len, self.params["total"])
+
+    # ---- one optimizer step ------------------------------------------------------------------
+    def _micro_batch(self, micro: int) -> torch.Tensor:
+        start = self.step * self.global_seqs + (micro * self.where.world + self.where.rank) * self.spec.cfg.micro_batch
+        batch = torch.from_numpy(self.order.batch(start, self.spec.cfg.micro_batch))
+        return batch.to(self.where.device, non_blocking=True)
+
+    def _sync_context(self, last: bool):
+        if self.sharded:
+            self.net.set_requires_gradient_sync(last)
+        elif self.where.distributed and not last:
+            return self.net.no_sync()
+        return contextlib.nullcontext()
+
+    def train_step(self) -> dict:
+        """Forward/backward over the global batch, clip, AdamW, schedule; returns step metrics."""
+        started = time.perf_counter()
+        total = torch.zeros((), device=self.where.device)
+        for micro in range(self.accum):
+            batch = self._micro_batch(micro)
+            with self._sync_context(micro == self.accum - 1):
+                loss = self.net(batch[:, :-1], batch[:, 1:]) / self.accum
+                loss.backward()
+            total += loss.detach().float()
+        lr = self.sched.get_last_lr()[0]
+        grad_norm = self.opt.step(self.spec.cfg.grad_clip)
+        self.opt.zero_grad()
+        self.sched.step()
+        loss = float(all_mean(total, self.where))
+        seconds = time.perf_counter() - started
+        self.step += 1
+        self.tokens += self.spec.cfg.batch_tokens
+        return {"step": self.step, "tokens": self.tokens, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                "step_s": seconds, "tokens_per_s": self.spec.cfg.batch_tokens / seconds}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean next-token loss per validation bucket (every rank takes a share; equal call counts)."""
+        mb, out = self.spec.cfg.micro_batch, {}
+        sums = torch.zeros(2 * len(self.val), device=self.where.device, dtype=torch.float64)
+        for i, windows in enumerate(self.val.values()):
+            mine = windows[self.where.rank::self.where.world]
+            rounds = -(-len(windows) // (mb * self.where.world)) if len(windows) else 0
+            for r in range(rounds):
+                part = mine[r * mb:(r + 1) * mb]
+                weight = len(part)
+                if weight == 0:  # keep collective calls equal across ranks (FSDP)
+                    part = windows[:1]
+                batch = torch.from_numpy(np.ascontiguousarray(part)).to(self.where.device)
+                loss = self.net(batch[:, :-1], batch[:, 1:]).double()
+                sums[2 * i] += loss * weight * (batch.shape[1] - 1)
+                sums[2 * i + 1] += weight * (batch.shape[1] - 1)
+        sums = all_sum(sums, self.where)
+        for i, bucket in enumerate(self.val):
+            out[bucket] = float(sums[2 * i] / sums[2 * i + 1]) if sums[2 * i + 1] > 0 else float("nan")
+        return out
+
+    # ---- state ---------------------------------------------------------------------------------
+    def _state_fns(self):
+        if not self.sharded:
+            return self.opt.master_state, self.opt.inner.state_dict
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+        return (lambda: get_model_state_dict(self.lm)), (lambda: get_optimizer_state_dict(self.lm, self.opt.inner))
+
+    def save(self) -> Path:
+        model_fn, optim_fn = self._state_fns()
+        state = {"step": self.step, "tokens": self.tokens, "position": self.step * self.global_seqs,
+                 "global_seqs": self.global_seqs, "scheduler": self.sched.state_dict(), "world": self.where.world}
+        return checkpoint.save(Path(self.spec.ckpt_dir), self.step, state, self.where.rank, model_fn, optim_fn,
+                               self.sharded)
+
+    def resume(self) -> bool:
+        """Continue from the newest checkpoint, if any; True when one was loaded."""
+        path = checkpoint.latest(Path(self.spec.ckpt_dir))
+        if path is None:
+            return False
+        model_fn, optim_fn = self._state_fns()
+        state, tensors = checkpoint.load(path, self.where.rank, self.sharded,
+                                         lambda: {"model": model_fn(), "optim": optim_fn()})
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+            set_model_state_dict(self.lm, tensors["model"])
+            set_optimizer_state_dict(self.lm, self.opt.inner, tensors["optim"])
+        else:
+            self.opt.load_master(tensors["model"])
+            self.opt.inner.load_state_dict(tensors["optim"])
+        self.sched.load_state_dict(state["scheduler"])
+        assert state["global_seqs"] == self.global_seqs, "checkpoint from a run with another global batch"
+        self.step, self.tokens = state["step"], state["tokens"]
+        return True
+
+    def final_weights(self) -> dict[str, torch.Tensor] | None:
+        """The full fp32 weights on rank 0 (every rank must call this; others get None)."""
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            full = get_model_state_dict(self.lm, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        else:
+            full = {k: v.detach().to("cpu", torch.float32) for k, v in self.opt.master_state().items()}
+        return full if self.where.rank == 0 else None
+
+    def peak_flops(self) -> float:
+        """The matmul peak of all workers together (probed on this worker, assumed alike)."""
+        override = self.spec.cfg.peak_flops
+        return (override or matmul_peak(self.dtype, self.where.device)) * self.where.world

@@ -1,0 +1,78 @@
+"""Training progress where a person watches: a tqdm bar in the CLI and log lines (logger
+`dsllm.pretrain`, which flows forward to Prefect) with step, tokens, loss, throughput and ETA.
+
+The driver follows rank 0's metrics.jsonl in a thread, so it works the same for local mode, Ray
+workers on this machine and workers on other nodes (the checkpoint directory is shared storage).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from components.pretrain.metrics import read
+
+log = logging.getLogger("dsllm.pretrain")
+
+
+def describe(record: dict, total_steps: int, total_tokens: int, rate_s_per_step: float | None) -> str:
+    """One progress line: step, tokens, loss, validation, throughput, MFU and ETA."""
+    parts = [f"step {record['step']}/{total_steps}", f"tokens {record['tokens']:,}/{total_tokens:,}",
+             f"loss {record.get('loss', float('nan')):.4f}"]
+    if record.get("val_loss"):
+        parts.append("val " + " ".join(f"{k} {v:.3f}" for k, v in record["val_loss"].items()))
+    if record.get("tokens_per_s"):
+        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
+    if record.get("mfu"):
+        parts.append(f"MFU {100 * record['mfu']:.1f}%")
+    if rate_s_per_step:
+        parts.append(f"ETA {timedelta(seconds=round(rate_s_per_step * (total_steps - record['step'])))}")
+    return " · ".join(parts)
+
+
+class ProgressMonitor:
+    """Context manager: follows `metrics_path` until exit, logging at most every `every_s` seconds."""
+
+    def __init__(self, metrics_path: Path, total_steps: int, total_tokens: int, every_s: float = 10.0,
+                 bar: bool = True):
+        self.path, self.total_steps, self.total_tokens, self.every_s = metrics_path, total_steps, total_tokens, every_s
+        self._stop = threading.Event()
+        self._bar = tqdm(total=total_steps, desc="pretrain", unit="step", disable=not bar, leave=False)
+        self._thread = threading.Thread(target=self._follow, daemon=True, name="pretrain-progress")
+        self._seen, self._last_log, self._times = 0, 0.0, []
+
+    def __enter__(self) -> ProgressMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.poll(force=True)
+        self._bar.close()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(1.0):
+            self.poll()
+
+    def poll(self, force: bool = False) -> None:
+        records = read(self.path)
+        if not records:
+            return
+        latest = records[-1]
+        new = [r for r in records if r["step"] > self._seen]
+        self._times.extend(r.get("step_s", 0.0) for r in new)
+        if latest["step"] != self._seen:
+            self._bar.update(latest["step"] - self._bar.n)
+            self._bar.set_postfix(loss=f"{latest.get('loss', float('nan')):.3f}")
+            self._seen = latest["step"]
+        if new and (force or time.monotonic() - self._last_log >= self.every_s or "val_loss" in latest):
+            recent = [t for t in self._times[-20:] if t]
+            rate = sum(recent) / len(recent) if recent else None
+            log.info(describe(latest, self.total_steps, self.total_tokens, rate))
+            self._last_log = time.monotonic()

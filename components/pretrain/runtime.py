@@ -1,0 +1,147 @@
+"""Where a training worker runs: rank and device, the compute precision, the parallel wrapping
+(DDP or FSDP) and the matmul peak that MFU is measured against.
+
+"auto" precision is bf16 on GPUs and on CPUs with native bf16 matmul (AMX or AVX512-BF16); on other
+CPUs bf16 matmul is emulated and many times slower than fp32, so fp32 is used there.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from components.pretrain.loss import linear_cross_entropy
+
+
+@dataclass
+class Place:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1 and dist.is_available() and dist.is_initialized()
+
+
+def place(use_gpu: bool) -> Place:
+    """This worker's rank, world size and device (Ray Train sets up the process group)."""
+    try:
+        import ray.train
+
+        ctx = ray.train.get_context()
+        rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    except Exception:  # plain process (benchmarks): a single worker
+        rank, world = 0, 1
+    if use_gpu and torch.cuda.is_available():
+        try:
+            import ray.train.torch
+
+            device = ray.train.torch.get_device()
+        except Exception:
+            device = torch.device("cuda", 0)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    return Place(rank, world, device)
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matmul runs in hardware (CUDA with bf16, CPUs with AMX or AVX512-BF16)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        precision = "bf16" if native_bf16(device) else "fp32"
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] = (1024, 2048),
+                seconds: float = 0.3) -> float:
+    """The best FLOP/s of square `dtype` matmuls at `sizes` on `device` (a short probe)."""
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        a @ b
+        _sync(device)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or count < 2:
+            a @ b
+            count += 1
+        _sync(device)
+        best = max(best, 2 * n ** 3 * count / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class CausalLMLoss(nn.Module):
+    """Wraps a `LlamaForCausalLM`: forward(inputs, targets) → mean next-token loss via the fused head.
+
+    DDP/FSDP wrap this module so their hooks see the whole forward; the inner model stays plain.
+    """
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        hidden = self.lm.model(input_ids=inputs, use_cache=False).last_hidden_state
+        return linear_cross_entropy(hidden, self.lm.lm_head.weight, targets)
+
+
+def wrap(net: CausalLMLoss, where: Place, strategy: str, dtype: torch.dtype) -> nn.Module:
+    """DDP or FSDP2 (layer by layer, bf16 compute with fp32 shards) across the workers."""
+    if not where.distributed:
+        return net
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+        for layer in net.lm.model.layers:
+            fully_shard(layer, mp_policy=policy)
+        return fully_shard(net, mp_policy=policy)
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [where.device] if where.device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids, gradient_as_bucket_view=True)
+
+
+def all_mean(values: torch.Tensor, where: Place) -> torch.Tensor:
+    """The mean of `values` over all workers (a no-op for one)."""
+    if where.distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= where.world
+    return values
+
+
+def all_sum(values: torch.Tensor, where: Place) -> torch.Tensor:
+    if where.distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values

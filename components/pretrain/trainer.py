@@ -1,0 +1,127 @@
+"""Pretraining from the driver's side: check the inputs, run the workers on Ray Train, publish.
+
+`pretrain(...)` validates everything first (bad input fails before Ray starts), then runs
+`train_loop` under a `TorchTrainer` (gloo on CPU, nccl on GPU; `num_workers=0` runs in-process),
+recovering from worker failures (FailureConfig) from the newest checkpoint. Checkpoints live
+outside the artifact, so a killed process resumes when called again with the same checkpoint
+directory. The final model is copied to `out/hf` with the tokenizer, beside metrics.jsonl and the
+report; the returned counts summarise the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from components.config import ModelConfig, PretrainConfig
+from components.home import Home
+from components.model import accounting, build_model, count_parameters
+from components.pretrain.checks import check_batch, check_pack, check_seq_len, check_tokenizer
+from components.pretrain.loop import RunSpec
+from components.pretrain.metrics import read
+from components.pretrain.progress import ProgressMonitor
+from components.pretrain.report import summary, write_report
+from components.pretrain.worker import FINAL, train_loop
+
+log = logging.getLogger("dsllm.pretrain")
+RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Use the running Ray, else $RAY_ADDRESS, else start a local one (small object store)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        return
+    temp = Home.resolve().ray
+    extra = {"_temp_dir": str(temp)} if len(str(temp)) < 60 else {}  # unix socket paths are short
+    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+             object_store_memory=200 * 1024 ** 2, logging_level="warning", **extra)
+
+
+def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, ckpt_dir: Path,
+         seq_len: int | None = None) -> tuple[RunSpec, object]:
+    """Check every input and build the workers' RunSpec; returns (spec, tokenizer)."""
+    pack = check_pack(Path(pack_dir), model)
+    check_seq_len(seq_len, pack)
+    tokenizer = check_tokenizer(Path(tokenizer_dir), model)
+    steps = check_batch(cfg, pack.seq_len)
+    ids = {"bos_id": _id(tokenizer.bos_token_id, pack.bos_id), "eos_id": _id(tokenizer.eos_token_id, pack.eos_id),
+           "pad_id": _id(tokenizer.pad_token_id, pack.pad_id)}
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or Home.resolve().mlflow_uri
+    return RunSpec(model=model.model_dump(), pretrain=cfg.model_dump(), pack_dir=str(pack.root),
+                   ckpt_dir=str(Path(ckpt_dir).resolve()), seq_len=pack.seq_len, total_steps=steps, ids=ids,
+                   mlflow_uri=uri, mlflow_run_id=os.environ.get(RUN_ID_ENV) or None), tokenizer
+
+
+def _id(preferred, fallback) -> int | None:
+    value = preferred if preferred is not None else fallback
+    return int(value) if value is not None and int(value) >= 0 else None
+
+
+def fit(spec: RunSpec, progress: bool = True) -> None:
+    """Train `spec` on Ray Train (or in-process for num_workers=0) until the final model exists."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    cfg = spec.cfg
+    if cfg.num_workers > 0:
+        ensure_ray()
+    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                            resources_per_worker=_resources(cfg) if cfg.num_workers else None)
+    if cfg.num_workers or cfg.cpus_per_worker:  # torch threads = the CPUs this worker holds
+        cpus = scaling.resources_per_worker.get("CPU", 1) if cfg.num_workers else cfg.cpus_per_worker
+        spec.threads = max(1, round(cpus))
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=asdict(spec), scaling_config=scaling,
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        run_config=RunConfig(name=f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                             storage_path=str(Path(spec.ckpt_dir) / "ray"),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures)))
+    with ProgressMonitor(Path(spec.ckpt_dir) / "metrics.jsonl", spec.total_steps, spec.total_steps * cfg.batch_tokens,
+                         bar=progress):
+        result = trainer.fit()
+    if getattr(result, "error", None):
+        raise RuntimeError(f"pretraining failed: {result.error}") from result.error
+
+
+def _resources(cfg: PretrainConfig) -> dict:
+    import ray
+
+    if cfg.cpus_per_worker:
+        cpus = cfg.cpus_per_worker
+    else:  # share the cluster's CPUs, leaving a little for the driver and Ray's own actors
+        cpus = max(min(int(ray.cluster_resources().get("CPU", 1) // cfg.num_workers), 16), 1) * 0.95
+    return {"CPU": cpus, **({"GPU": 1} if cfg.use_gpu else {})}
+
+
+def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, out_dir: Path,
+             ckpt_dir: Path, seq_len: int | None = None, progress: bool = True) -> dict:
+    """Train (or resume) and publish into `out_dir`: hf/, metrics.jsonl, report/; returns counts."""
+    spec, tokenizer = plan(model, cfg, pack_dir, tokenizer_dir, ckpt_dir, seq_len)
+    ckpt = Path(spec.ckpt_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    if (ckpt / FINAL / "config.json").is_file():
+        log.info("pretrain: the final model is already in %s; publishing it", ckpt / FINAL)
+    else:
+        fit(spec, progress)
+    out_dir = Path(out_dir)
+    shutil.copytree(ckpt / FINAL, out_dir / "hf", dirs_exist_ok=True)
+    tokenizer.save_pretrained(str(out_dir / "hf"))
+    records = read(ckpt / "metrics.jsonl")
+    shutil.copy2(ckpt / "metrics.jsonl", out_dir / "metrics.jsonl")
+    params = count_parameters(build_model(model, device="meta"))
+    acc = accounting(model, spec.seq_len, spec.total_steps * cfg.batch_tokens, params)
+    write_report(records, acc, out_dir / "report")
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return {**summary(records), "params": acc["params"], "params_non_embedding": acc["params_non_embedding"],
+            "flops_per_token": acc["flops_per_token"], "six_n1": acc["six_n1"], "six_n2": acc["six_n2"],
+            "compute": acc["compute"]}

@@ -1,0 +1,88 @@
+"""Pretraining on a real two-node Ray cluster on loopback (one CPU per node): DDP with one worker on
+each node, and FSDP recovering from a killed worker through its sharded checkpoint (the DDP/local
+checkpoint path is resumed in test_train_local)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from components.pretrain.metrics import read
+from components.pretrain.trainer import pretrain
+from tests.components.pretrain.conftest import tiny_model, tiny_train
+from tests.components.pretrain.raycluster import LoopbackCluster, wait_for
+
+pytestmark = pytest.mark.integration
+LONG = {"total_tokens": 60 * 512, "checkpoint_every": 10, "eval_every": 20}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray
+
+    nodes = LoopbackCluster()
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        nodes.start_head(cpus=1, resources='{"node_a": 1}')
+        nodes.add_node(cpus=1, resources='{"node_b": 1}')
+        ray.init(address=nodes.address, logging_level="warning")
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.stop()
+        os.environ.pop("RAY_AUTH_MODE") if previous is None else os.environ.__setitem__("RAY_AUTH_MODE", previous)
+
+
+def _train(inputs, folder, **train):
+    return pretrain(tiny_model(inputs), tiny_train(**train), inputs["pack"], inputs["tokenizer"], folder / "out",
+                    folder / "ckpt", progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory):
+    """The uninterrupted run in-process: the global batch does not depend on the number of workers."""
+    return _train(inputs, tmp_path_factory.mktemp("reference"), cpus_per_worker=1, **LONG)
+
+
+def _worker(folder, rank):
+    import json
+
+    path = folder / "ckpt" / "workers" / f"rank{rank}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def test_one_worker_on_each_of_two_nodes(cluster, inputs, tmp_path):
+    """DDP over gloo across the nodes, in bf16 with fp32 master weights."""
+    counts = _train(inputs, tmp_path, num_workers=2, cpus_per_worker=1, keep_checkpoints=True, precision="bf16")
+    nodes = {_worker(tmp_path, rank)["node"] for rank in (0, 1)}
+    assert len(nodes) == 2 and None not in nodes
+    assert counts["steps"] == 16 and counts["final_loss"] < 4.5
+
+
+def test_killed_fsdp_worker_resumes_from_last_checkpoint(cluster, inputs, tmp_path, reference):
+    """SIGKILL rank 1 mid-run: Ray restarts the workers, they load the sharded (DCP) checkpoint and finish."""
+    killed = {}
+
+    def kill_rank_1():
+        info = wait_for(lambda: (w := _worker(tmp_path, 1)) and w["step"] >= 13 and w, timeout=900)
+        os.kill(info["pid"], signal.SIGKILL)
+        killed.update(info)
+
+    killer = threading.Thread(target=kill_rank_1, daemon=True)
+    killer.start()
+    counts = _train(inputs, tmp_path, num_workers=2, cpus_per_worker=1, strategy="fsdp", keep_checkpoints=True,
+                    max_failures=2, **LONG)
+    killer.join(timeout=5)
+    assert killed, "the worker was never killed"
+    assert _worker(tmp_path, 1)["pid"] != killed["pid"]  # a new worker finished the run
+    assert (tmp_path / "ckpt" / "step_00000060" / "dcp").is_dir()
+    steps = [r["step"] for r in read(tmp_path / "out" / "metrics.jsonl")]
+    assert steps == list(range(1, 61))  # the steps after the checkpoint were redone, not duplicated
+    assert counts["final_loss"] == pytest.approx(reference["final_loss"], rel=0.02)

@@ -1,0 +1,111 @@
+"""A real tiny pretraining run in Ray Train's local mode, through the stage: the loss falls, the
+model loads with AutoModelForCausalLM and generates, curves reach MLflow, and a killed run resumes
+from its checkpoint to the same result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from components.artifacts import ArtifactStore
+from components.config import PackConfig, PipelineConfig, TokenizerConfig
+from components.pretrain import stage
+from components.pretrain.loop import Run
+from components.pretrain.metrics import read
+from components.pretrain.trainer import pretrain
+from tests.components.pretrain.conftest import SEQ_LEN, tiny_model, tiny_train, vocab
+
+pytestmark = pytest.mark.unit
+
+
+def _config(inputs, **train) -> PipelineConfig:
+    return PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab(inputs)), pack=PackConfig(seq_len=SEQ_LEN),
+                          model=tiny_model(inputs), pretrain=tiny_train(cpus_per_worker=1, **train))
+
+
+def _publish(store: ArtifactStore, name: str, source) -> str:
+    return store.build(name, 1, {"fixture": name}, {},
+                       lambda out: shutil.copytree(source, out, dirs_exist_ok=True) and {}).uri
+
+
+def _mlflow_run(home):
+    import mlflow
+
+    client = mlflow.MlflowClient(home.mlflow_uri)
+    experiment = client.create_experiment("test", artifact_location=home.mlflow_artifacts.as_uri())
+    return client, client.create_run(experiment).info.run_id
+
+
+def test_stage_trains_publishes_and_logs(inputs, home, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    client, run_id = _mlflow_run(home)
+    monkeypatch.setenv("DSLLM_MLFLOW_RUN_ID", run_id)
+    store, cfg = ArtifactStore(home), _config(inputs, precision="bf16")  # bf16 weights, fp32 master copies
+    uris = {name: _publish(store, name, path) for name, path in inputs.items()}
+    result = stage.STAGE.run(cfg, uris, store)
+    counts, out = result.counts, store.resolve(result.uri)
+
+    records = read(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 17))
+    assert records[-1]["loss"] < records[0]["loss"] - 1.0
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "mfu", "tokens"} <= set(records[-1])
+    assert set(counts["val_loss"]) == {"code", "en", "zh"}
+    assert counts["tokens"] == counts["steps"] * 512 == 16 * 512
+    assert counts["final_loss"] == records[-1]["loss"]
+    assert counts["compute"] == counts["flops_per_token"] * counts["tokens"]
+    accounting = json.loads((out / "report" / "accounting.json").read_text())
+    assert accounting["params"] == counts["params"]
+    assert all((out / "report" / f).is_file() for f in ("loss.png", "lr.png"))
+    assert not stage.checkpoint_dir(cfg, {n: store.resolve(u) for n, u in uris.items()}).exists()
+
+    model = AutoModelForCausalLM.from_pretrained(out / "hf")
+    assert model.dtype == torch.float32  # the master weights are published
+    tokenizer = AutoTokenizer.from_pretrained(out / "hf")
+    prompt = tokenizer("the quick", return_tensors="pt")
+    generated = model.generate(**prompt, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert generated.shape[1] == prompt["input_ids"].shape[1] + 6
+    assert tokenizer.chat_template
+
+    history = client.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, 17))
+    assert set(client.get_run(run_id).data.metrics) >= {"loss", "lr", "grad_norm", "mfu", "val_loss/en"}
+
+
+def test_key_covers_results_not_cadence(inputs):
+    cfg = _config(inputs)
+    key = stage.key_config
+    assert key(cfg) == key(cfg.model_copy(update={"pretrain": tiny_train(eval_every=1, checkpoint_every=2,
+                                                                            cpus_per_worker=1, micro_batch=4)}))
+    assert key(cfg) != key(cfg.model_copy(update={"pretrain": tiny_train(cpus_per_worker=1, lr=1e-3)}))
+    assert key(cfg) != key(cfg.model_copy(update={"pack": PackConfig(seq_len=64)}))
+
+
+def test_killed_run_resumes_from_its_checkpoint(inputs, home, tmp_path, monkeypatch):
+    model, train = tiny_model(inputs), tiny_train(cpus_per_worker=1, keep_checkpoints=True)
+
+    def go(name):
+        return pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / f"out-{name}",
+                        tmp_path / f"ckpt-{name}", progress=False)
+
+    reference = go("whole")
+    original = Run.train_step
+
+    def dies_after_step_7(self):
+        if self.step == 7:
+            raise RuntimeError("simulated crash")
+        return original(self)
+
+    monkeypatch.setattr(Run, "train_step", dies_after_step_7)
+    with pytest.raises(Exception, match="simulated crash"):
+        go("killed")
+    assert sorted(p.name for p in (tmp_path / "ckpt-killed").glob("step_*")) == ["step_00000005"]
+    monkeypatch.setattr(Run, "train_step", original)
+    resumed = go("killed")
+    steps = [r["step"] for r in read(tmp_path / "out-killed" / "metrics.jsonl")]
+    assert steps == list(range(1, 17))  # steps 6-7 were redone, not duplicated
+    assert resumed["final_loss"] == pytest.approx(reference["final_loss"], rel=1e-5)
+    assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
