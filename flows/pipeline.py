@@ -7,8 +7,11 @@ from prefect import flow, get_run_logger
 from components.config import PipelineConfig
 from components.presets import DEFAULT_PRESET, load_config
 from flows import tracking
+from flows.align import dpo, sft
 from flows.corpus import corpus
 from flows.data import data_prep, pack, tokenizer
+from flows.evaluate import evaluate
+from flows.pretrain import pretrain
 
 
 @flow(name="pipeline", log_prints=True)
@@ -30,5 +33,9 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
         uris["data"] = data_prep(uris["corpus"], cfg.data).uri
         uris["tokenizer"] = tokenizer(uris["data"], cfg.tokenizer).uri
         uris["pack"] = pack(uris["data"], uris["tokenizer"], cfg.pack).uri
+        uris["pretrain"] = pretrain(uris["pack"], uris["tokenizer"], config=cfg).uri
+        uris["sft"] = sft(uris["pretrain"], cfg.align).uri
+        uris["dpo"] = dpo(uris["sft"], cfg.align).uri
+        uris["evaluate"] = evaluate(uris["dpo"], uris["pack"], cfg.eval).uri
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     return uris

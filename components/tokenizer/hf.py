@@ -14,11 +14,13 @@ from pathlib import Path
 
 from components.tokenizer.train import ROLE_TOKENS, SPECIALS
 
+# An assistant reply ends with eos inside the generation block, so SFT teaches the model to stop and
+# `generate` stops there by default; other turns end with <|end|>.
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] }}{{ '<|end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}{{ '\n' }}"
     "{% else %}"
     "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
     "{% endif %}"

@@ -35,4 +35,4 @@ def work(cfg: TokenizerConfig, inputs: dict[str, Path], out: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("tokenizer", 1, work)
+STAGE = StageSpec("tokenizer", 2, work)

@@ -12,8 +12,8 @@ from flows.pipeline import pipeline
 pytestmark = pytest.mark.e2e
 
 # A field of a late stage: every stage before it must come from the cache when it changes.
-CHANGED = "pack.val_fraction=0.08"
-UPSTREAM_OF_CHANGE = {"corpus", "data", "tokenizer"}
+CHANGED = "align.dpo_beta=0.2"
+UPSTREAM_OF_CHANGE = {"corpus", "data", "tokenizer", "pack", "pretrain", "sft"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _stage_runs(parent_run_name_index: int) -> dict[str, bool]:
 
 def test_every_stage_produces_a_finished_artifact(runs):
     first, _, _ = runs
-    assert list(first) == ["corpus", "data", "tokenizer", "pack"]
+    assert list(first) == ["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate"]
     store = ArtifactStore()
     for uri in first.values():
         assert (store.resolve(uri) / "manifest.json").is_file()

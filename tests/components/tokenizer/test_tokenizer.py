@@ -117,10 +117,10 @@ def test_chat_template_marks_assistant_tokens_for_training(trained):
     chat = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "2+2?"},
             {"role": "assistant", "content": "4"}]
     text = tok.apply_chat_template(chat, tokenize=False)
-    assert text == "<s><|system|>\nYou are helpful.<|end|>\n<|user|>\n2+2?<|end|>\n<|assistant|>\n4<|end|>\n"
+    assert text == "<s><|system|>\nYou are helpful.<|end|>\n<|user|>\n2+2?<|end|>\n<|assistant|>\n4</s>\n"
     enc = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     masked = [i for i, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m]
-    assert tok.decode(masked) == "4<|end|>"
+    assert tok.decode(masked) == "4</s>"
     prompt = tok.apply_chat_template(chat[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|user|>\n2+2?<|end|>\n<|assistant|>\n")
     assert tok.decode(enc["input_ids"], skip_special_tokens=True).strip().endswith("4")
