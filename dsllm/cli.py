@@ -90,13 +90,18 @@ def artifacts_gc(
 
 
 @app.command()
-def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
+             until: Annotated[str | None, typer.Option(help="Stop after this stage")] = None) -> None:
     """Run the whole pipeline (validated config first; finished stages are reused)."""
     cfg = resolve_config(preset, config, set_)
     use_services()
+    from flows.pipeline import STEPS
     from flows.pipeline import pipeline as pipeline_flow
 
-    uris = pipeline_flow(config=cfg)
+    if until is not None and until not in STEPS:
+        console.print(f"[red]--until must be one of {', '.join(STEPS)}, not {until!r}[/red]")
+        raise typer.Exit(2)
+    uris = pipeline_flow(config=cfg, until=until)
     table = Table("stage", "artifact")
     for stage, uri in uris.items():
         table.add_row(stage, uri)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect import flow, get_run_logger
 
 from components.config import PipelineConfig
@@ -13,29 +15,41 @@ from flows.data import data_prep, pack, tokenizer
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain
 
+Stage = Literal["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate"]
+
+# Each step takes the config and the URIs so far and returns its stage result.
+STEPS = {
+    "corpus": lambda cfg, u: corpus(cfg.sources),
+    "data": lambda cfg, u: data_prep(u["corpus"], cfg.data),
+    "tokenizer": lambda cfg, u: tokenizer(u["data"], cfg.tokenizer),
+    "pack": lambda cfg, u: pack(u["data"], u["tokenizer"], cfg.pack),
+    "pretrain": lambda cfg, u: pretrain(u["pack"], u["tokenizer"], config=cfg),
+    "sft": lambda cfg, u: sft(u["pretrain"], cfg.align),
+    "dpo": lambda cfg, u: dpo(u["sft"], cfg.align),
+    "evaluate": lambda cfg, u: evaluate(u["dpo"], u["pack"], cfg.eval),
+}
+
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
-             config: PipelineConfig | None = None) -> dict[str, str]:
+             config: PipelineConfig | None = None, until: Stage | None = None) -> dict[str, str]:
     """Run the DeepSeek recipe end to end.
 
     Args:
         preset: tiny, small (default), deepseek_7b or deepseek_67b.
         overrides: `section.field=value` overrides applied on top of the preset.
         config: a complete config; when given, preset and overrides are ignored.
+        until: stop after this stage (default: run every stage).
     """
     cfg = config or load_config(preset, None, overrides or [])
     logger = get_run_logger()
-    logger.info("pipeline on preset %s", cfg.preset)
+    logger.info("pipeline on preset %s%s", cfg.preset, f", until {until}" if until else "")
     uris: dict[str, str] = {}
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
-        uris["corpus"] = corpus(cfg.sources).uri
-        uris["data"] = data_prep(uris["corpus"], cfg.data).uri
-        uris["tokenizer"] = tokenizer(uris["data"], cfg.tokenizer).uri
-        uris["pack"] = pack(uris["data"], uris["tokenizer"], cfg.pack).uri
-        uris["pretrain"] = pretrain(uris["pack"], uris["tokenizer"], config=cfg).uri
-        uris["sft"] = sft(uris["pretrain"], cfg.align).uri
-        uris["dpo"] = dpo(uris["sft"], cfg.align).uri
-        uris["evaluate"] = evaluate(uris["dpo"], uris["pack"], cfg.eval).uri
+        for number, (stage, step) in enumerate(STEPS.items(), 1):
+            logger.info("[%d/%d] %s", number, len(STEPS), stage)
+            uris[stage] = step(cfg, uris).uri
+            if stage == until:
+                break
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     return uris

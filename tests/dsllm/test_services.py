@@ -7,7 +7,6 @@ file order: up, up again, deploy, worker runs, down.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -165,15 +164,15 @@ def test_worker_runs_a_deployment_against_all_services(stack, tmp_path):
     assert list(settings.home.mlflow_artifacts.rglob(f"{seen['mlflow_run']}/artifacts/note.txt"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("components.sources.corpus") is None,
-                    reason="the corpus stage (components/sources/corpus.py) is not merged yet")
 def test_worker_runs_the_pipeline_deployment_on_tiny(stack, tmp_path):
     settings, _ = stack
     text = tmp_path / "tiny.txt"
     text.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." * 3
                                 for i in range(50)))
     overrides = ["sources.names=[]", f"sources.local_paths=['{text}']"]
-    run = _run_deployment(settings, "pipeline", "pipeline", {"preset": "tiny", "overrides": overrides})
+    # The worker path is what is tested here (the whole tiny pipeline is the e2e tier's job).
+    run = _run_deployment(settings, "pipeline", "pipeline", {"preset": "tiny", "overrides": overrides,
+                                                              "until": "corpus"})
     assert run["state"]["type"] == "COMPLETED", procs.tail(settings.home.logs / "prefect-worker.log", 60)
     runs = httpx.post(f"{settings.url('mlflow')}/api/2.0/mlflow/runs/search",
                       json={"experiment_ids": [_experiment_id(settings, "dsllm")]}, timeout=10).json()
