@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from components.config import ModelConfig, PretrainConfig
-from components.model import build_model, count_parameters, model_flops_per_token
+from components.model import accounting, build_model, count_parameters, model_flops_per_token
 from components.pretrain import checkpoint
 from components.pretrain.data import Pack, TrainOrder, val_windows
 from components.pretrain.optim import MasterAdamW
@@ -187,6 +187,14 @@ class Run:
         else:
             full = {k: v.detach().to("cpu", torch.float32) for k, v in self.opt.master_state().items()}
         return full if self.where.rank == 0 else None
+
+    def describe(self) -> dict:
+        """Run-level facts for the tracking store: accounting and layout."""
+        acc = accounting(self.spec.model_cfg, self.spec.seq_len, self.spec.total_steps * self.spec.cfg.batch_tokens,
+                         self.params)
+        return {**{f"accounting.{k}": v for k, v in acc.items()}, "run.precision": str(self.dtype).split(".")[-1],
+                "run.world_size": self.where.world, "run.grad_accumulation": self.accum,
+                "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type}
 
     def peak_flops(self) -> float:
         """The matmul peak of all workers together (probed on this worker, assumed alike)."""
