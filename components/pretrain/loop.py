@@ -26,6 +26,7 @@ from components.pretrain.runtime import (
     all_mean,
     all_sum,
     compute_dtype,
+    fsdp_layer,
     matmul_peak,
     place,
     wrap,
@@ -73,9 +74,9 @@ class Run:
         self.order = TrainOrder(pack.train_shards(), spec.seq_len, cfg.seed)
         self.val = {b: val_windows(pack.val(b), spec.seq_len, cfg.val_batches * cfg.micro_batch)
                     for b in pack.buckets}
-        self.lm = build_model(spec.model_cfg, seed=cfg.seed, **spec.ids)
+        self.lm = build_model(spec.model_cfg, seed=cfg.seed, device=self.where.device,
+                              dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
-        self.lm.to(self.where.device, torch.float32 if self.sharded else self.dtype)
         if cfg.compile:
             for layer in self.lm.model.layers:
                 layer.compile()

@@ -120,17 +120,20 @@ class CausalLMLoss(nn.Module):
         return linear_cross_entropy(hidden, self.lm.lm_head.weight, targets)
 
 
+def fsdp_layer(dtype: torch.dtype):
+    """`fully_shard` for one module: fp32 shards, `dtype` compute, fp32 gradient reduction."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    return lambda module: fully_shard(module, mp_policy=policy)
+
+
 def wrap(net: CausalLMLoss, where: Place, strategy: str, dtype: torch.dtype) -> nn.Module:
-    """DDP or FSDP2 (layer by layer, bf16 compute with fp32 shards) across the workers."""
+    """DDP, or FSDP2 at the root (the decoder layers are sharded as the model is built)."""
     if not where.distributed:
         return net
     if strategy == "fsdp":
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-        policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
-        for layer in net.lm.model.layers:
-            fully_shard(layer, mp_policy=policy)
-        return fully_shard(net, mp_policy=policy)
+        return fsdp_layer(dtype)(net)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [where.device] if where.device.type == "cuda" else None
