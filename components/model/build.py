@@ -7,7 +7,10 @@ allocating weights (parameter counts of the 7B and 67B presets on a laptop).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from components.config import ModelConfig
@@ -30,16 +33,36 @@ def llama_config(model: ModelConfig, *, bos_id: int = 1, eos_id: int = 2, pad_id
 
 
 def build_model(model: ModelConfig, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                seed: int | None = None, **ids) -> LlamaForCausalLM:
-    """A freshly initialised `LlamaForCausalLM` for `model` (weights seeded by `seed` when given).
+                seed: int = 0, shard: Callable[[nn.Module], object] | None = None, **ids) -> LlamaForCausalLM:
+    """A freshly initialised `LlamaForCausalLM` for `model`.
 
-    On the meta device no memory is allocated: only shapes exist (use it to count parameters).
+    The model is laid out on the meta device and materialised one decoder layer at a time, each from
+    its own seed derived from `seed`: the initial weights are the same whether the model is built
+    whole or sharded as it is built (`shard(layer)` runs after each layer exists, so FSDP never
+    holds the whole model on one worker). `device="meta"` allocates nothing (parameter counts).
     """
-    if seed is not None:
-        torch.manual_seed(seed)
-    with torch.device(device):
+    with torch.device("meta"):
         net = LlamaForCausalLM(llama_config(model, **ids))
-    return net.to(dtype)
+    if torch.device(device).type == "meta":
+        return net
+    for index, layer in enumerate(net.model.layers):
+        _materialize(net, layer, device, seed * 1_000_003 + index + 1)
+        if shard is not None:
+            shard(layer)
+    _materialize(net, net, device, seed * 1_000_003)  # embeddings, final norm, head, rotary tables
+    if model.tie_embeddings:
+        net.tie_weights()
+    return net if shard is not None else net.to(dtype)
+
+
+def _materialize(net: LlamaForCausalLM, root: nn.Module, device, seed: int) -> None:
+    """Allocate and initialise (HF's own init) every module under `root` still on the meta device."""
+    torch.manual_seed(seed)
+    for module in root.modules():
+        tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        if any(t.is_meta for t in tensors):
+            module.to_empty(device=device, recurse=False)
+            net._init_weights(module)
 
 
 def count_parameters(net: torch.nn.Module) -> dict[str, int]:

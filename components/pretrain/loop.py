@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from components.config import ModelConfig, PretrainConfig
-from components.model import build_model, count_parameters, model_flops_per_token
+from components.model import accounting, build_model, count_parameters, model_flops_per_token
 from components.pretrain import checkpoint
 from components.pretrain.data import Pack, TrainOrder, val_windows
 from components.pretrain.optim import MasterAdamW
@@ -26,6 +26,7 @@ from components.pretrain.runtime import (
     all_mean,
     all_sum,
     compute_dtype,
+    fsdp_layer,
     matmul_peak,
     place,
     wrap,
@@ -73,9 +74,9 @@ class Run:
         self.order = TrainOrder(pack.train_shards(), spec.seq_len, cfg.seed)
         self.val = {b: val_windows(pack.val(b), spec.seq_len, cfg.val_batches * cfg.micro_batch)
                     for b in pack.buckets}
-        self.lm = build_model(spec.model_cfg, seed=cfg.seed, **spec.ids)
+        self.lm = build_model(spec.model_cfg, seed=cfg.seed, device=self.where.device,
+                              dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
-        self.lm.to(self.where.device, torch.float32 if self.sharded else self.dtype)
         if cfg.compile:
             for layer in self.lm.model.layers:
                 layer.compile()
@@ -187,6 +188,14 @@ class Run:
         else:
             full = {k: v.detach().to("cpu", torch.float32) for k, v in self.opt.master_state().items()}
         return full if self.where.rank == 0 else None
+
+    def describe(self) -> dict:
+        """Run-level facts for the tracking store: accounting and layout."""
+        acc = accounting(self.spec.model_cfg, self.spec.seq_len, self.spec.total_steps * self.spec.cfg.batch_tokens,
+                         self.params)
+        return {**{f"accounting.{k}": v for k, v in acc.items()}, "run.precision": str(self.dtype).split(".")[-1],
+                "run.world_size": self.where.world, "run.grad_accumulation": self.accum,
+                "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type}
 
     def peak_flops(self) -> float:
         """The matmul peak of all workers together (probed on this worker, assumed alike)."""

@@ -39,6 +39,17 @@ class MetricsSink:
             if flush or time.monotonic() - self._last_flush >= self.flush_s:
                 self.flush()
 
+    def params(self, values: dict) -> None:
+        """Log run-level numbers (accounting, layout) as MLflow params once, at the start."""
+        if self._client is None:
+            return
+        from mlflow.entities import Param
+
+        try:
+            self._client.log_batch(self._run_id, params=[Param(k, str(v)) for k, v in values.items()])
+        except Exception as err:  # already logged with another value (a resume on other hardware)
+            log.warning("MLflow params not logged (%s)", err)
+
     def flush(self) -> None:
         if self._client is None or not self._pending:
             return

@@ -7,6 +7,7 @@ workers on this machine and workers on other nodes (the checkpoint directory is 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -14,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from tqdm.auto import tqdm
-
-from components.pretrain.metrics import read
 
 log = logging.getLogger("dsllm.pretrain")
 
@@ -44,7 +43,7 @@ class ProgressMonitor:
         self._stop = threading.Event()
         self._bar = tqdm(total=total_steps, desc="pretrain", unit="step", disable=not bar, leave=False)
         self._thread = threading.Thread(target=self._follow, daemon=True, name="pretrain-progress")
-        self._seen, self._last_log, self._times = 0, 0.0, []
+        self._offset, self._partial, self._latest, self._last_log, self._times = 0, b"", None, 0.0, []
 
     def __enter__(self) -> ProgressMonitor:
         self._thread.start()
@@ -60,19 +59,40 @@ class ProgressMonitor:
         while not self._stop.wait(1.0):
             self.poll()
 
+    def _new_records(self) -> list[dict]:
+        """Records appended since the last call (the file is followed, not re-read; a resumed run may
+        have truncated it, which starts the reading over)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self._offset:
+            self._offset, self._partial = 0, b""
+        with self.path.open("rb") as fh:
+            fh.seek(self._offset)
+            data = self._partial + fh.read()
+            self._offset = fh.tell()
+        *lines, self._partial = data.split(b"\n")
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
     def poll(self, force: bool = False) -> None:
-        records = read(self.path)
-        if not records:
-            return
-        latest = records[-1]
-        new = [r for r in records if r["step"] > self._seen]
-        self._times.extend(r.get("step_s", 0.0) for r in new)
-        if latest["step"] != self._seen:
-            self._bar.update(latest["step"] - self._bar.n)
-            self._bar.set_postfix(loss=f"{latest.get('loss', float('nan')):.3f}")
-            self._seen = latest["step"]
-        if new and (force or time.monotonic() - self._last_log >= self.every_s or "val_loss" in latest):
-            recent = [t for t in self._times[-20:] if t]
+        new = [r for r in self._new_records() if r.get("step", 0) > 0]
+        if new:
+            self._latest = new[-1]
+            self._times.extend(r.get("step_s", 0.0) for r in new)
+            self._times = self._times[-20:]
+            self._bar.update(self._latest["step"] - self._bar.n)
+            self._bar.set_postfix(loss=f"{self._latest.get('loss', float('nan')):.3f}")
+        latest = self._latest
+        if latest and (new or force) and (force or time.monotonic() - self._last_log >= self.every_s
+                                         or "val_loss" in latest):
+            recent = [t for t in self._times if t]
             rate = sum(recent) / len(recent) if recent else None
             log.info(describe(latest, self.total_steps, self.total_tokens, rate))
             self._last_log = time.monotonic()

@@ -76,15 +76,21 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] = (1024, 2048),
+def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] | None = None,
                 seconds: float = 0.3) -> float:
     """The best FLOP/s of square `dtype` matmuls at `sizes` on `device` (a short probe)."""
     best = 0.0
+    sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048))
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
+        start = time.perf_counter()
         a @ b
         _sync(device)
+        first = time.perf_counter() - start
+        if first > seconds:  # far too slow to repeat (an emulated dtype): that call is the sample
+            best = max(best, 2 * n ** 3 / first)
+            break  # larger sizes only take longer
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds or count < 2:
             a @ b
@@ -114,17 +120,20 @@ class CausalLMLoss(nn.Module):
         return linear_cross_entropy(hidden, self.lm.lm_head.weight, targets)
 
 
+def fsdp_layer(dtype: torch.dtype):
+    """`fully_shard` for one module: fp32 shards, `dtype` compute, fp32 gradient reduction."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    return lambda module: fully_shard(module, mp_policy=policy)
+
+
 def wrap(net: CausalLMLoss, where: Place, strategy: str, dtype: torch.dtype) -> nn.Module:
-    """DDP or FSDP2 (layer by layer, bf16 compute with fp32 shards) across the workers."""
+    """DDP, or FSDP2 at the root (the decoder layers are sharded as the model is built)."""
     if not where.distributed:
         return net
     if strategy == "fsdp":
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-        policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
-        for layer in net.lm.model.layers:
-            fully_shard(layer, mp_policy=policy)
-        return fully_shard(net, mp_policy=policy)
+        return fsdp_layer(dtype)(net)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [where.device] if where.device.type == "cuda" else None

@@ -102,6 +102,18 @@ def _resources(cfg: PretrainConfig) -> dict:
     return {"CPU": cpus, **({"GPU": 1} if cfg.use_gpu else {})}
 
 
+def _log_model(spec: RunSpec, folder: Path) -> None:
+    """The final model's files as artifacts of the stage's MLflow run (when the flow opened one)."""
+    if not spec.mlflow_run_id:
+        return
+    import mlflow
+
+    try:
+        mlflow.MlflowClient(spec.mlflow_uri).log_artifacts(spec.mlflow_run_id, str(folder), artifact_path="model")
+    except Exception as err:  # the artifact in the store is the source of truth; MLflow is a view
+        log.warning("the final model was not logged to MLflow (%s)", err)
+
+
 def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, out_dir: Path,
              ckpt_dir: Path, seq_len: int | None = None, progress: bool = True) -> dict:
     """Train (or resume) and publish into `out_dir`: hf/, metrics.jsonl, report/; returns counts."""
@@ -120,6 +132,7 @@ def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_
     params = count_parameters(build_model(model, device="meta"))
     acc = accounting(model, spec.seq_len, spec.total_steps * cfg.batch_tokens, params)
     write_report(records, acc, out_dir / "report")
+    _log_model(spec, out_dir / "hf")
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt, ignore_errors=True)
     return {**summary(records), "params": acc["params"], "params_non_embedding": acc["params_non_embedding"],

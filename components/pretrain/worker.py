@@ -32,6 +32,7 @@ def train_loop(config: dict) -> None:
     run.resume()
     if sink:
         sink.truncate(run.step)
+        sink.params(run.describe())
     peak = run.peak_flops() if rank0 else 0.0
     record: dict = {"step": run.step, "tokens": run.tokens}
     while run.step < spec.total_steps:

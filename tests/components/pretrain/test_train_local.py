@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,7 +73,10 @@ def test_stage_trains_publishes_and_logs(inputs, home, monkeypatch):
 
     history = client.get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == list(range(1, 17))
-    assert set(client.get_run(run_id).data.metrics) >= {"loss", "lr", "grad_norm", "mfu", "val_loss/en"}
+    run = client.get_run(run_id)
+    assert set(run.data.metrics) >= {"loss", "lr", "grad_norm", "mfu", "tokens_per_s", "val_loss/en"}
+    assert int(run.data.params["accounting.params"]) == counts["params"]
+    assert "config.json" in {Path(a.path).name for a in client.list_artifacts(run_id, "model")}
 
 
 def test_key_covers_results_not_cadence(inputs):
