@@ -122,7 +122,7 @@ def test_deploy_registers_the_pipeline_with_a_parameter_form(stack):
     assert record["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
     schema = record["parameter_openapi_schema"]
-    assert list(schema["properties"]) == ["preset", "overrides", "config"]
+    assert list(schema["properties"]) == ["preset", "overrides", "config", "until"]
     assert schema["properties"]["preset"]["default"] == "small"
     assert schema["properties"]["overrides"]["anyOf"][0] == {"items": {"type": "string"}, "type": "array"}
     pipeline = schema["definitions"]["PipelineConfig"]["properties"]
