@@ -27,6 +27,7 @@ from components.config import (
     SourcesConfig,
     TokenizerConfig,
 )
+from components.names import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -116,8 +117,7 @@ DEFAULT_PRESET = "small"
 def preset(name: str) -> PipelineConfig:
     """The preset called `name`, with a did-you-mean error for unknown names."""
     if name not in PRESETS:
-        close = difflib.get_close_matches(name, PRESETS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, PRESETS)
         raise ConfigError(f"Unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}.")
     return PRESETS[name]()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.names import did_you_mean
 from components.sources.archives import package_dir, shared_benchmarks
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
@@ -213,10 +214,8 @@ def load(name_or_path: str, kind: str | None = None) -> Loaded:
         return convert(read_records(path()), kind or catalog_kind)
     path = Path(name_or_path)
     if not path.is_file():
-        import difflib
 
-        close = difflib.get_close_matches(name_or_path, CATALOG, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name_or_path, CATALOG)
         raise FileNotFoundError(f"No alignment set or file {name_or_path!r}.{hint} Known sets: {', '.join(CATALOG)}")
     if kind is None:
         raise ValueError(f"Say whether {path} holds SFT or DPO records (kind='sft' or 'dpo')")

@@ -19,6 +19,7 @@ import numpy as np
 from components.data.evalsets import LOADERS
 from components.data.units import ngram_hashes, text_ngrams, unit_hashes
 from components.home import Home
+from components.names import did_you_mean
 from components.sources.fetch import sha256_of
 
 INDEX_VERSION = 3
@@ -26,12 +27,10 @@ BLOOM_BITS = 26  # a 2^26-bit (8 MiB) filter in front of the sorted hashes: most
 
 
 def check_benchmarks(names: list[str]) -> list[str]:
-    import difflib
 
     for name in names:
         if name not in LOADERS:
-            close = difflib.get_close_matches(name, LOADERS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, LOADERS)
             raise ValueError(f"Unknown benchmark {name!r} for decontamination.{hint} Known: {', '.join(LOADERS)}.")
     return names
 

@@ -9,7 +9,6 @@ word is about two characters). Thresholds are Gopher's published values unless n
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 import regex
 
 from components.data.units import UNIT_RE, ngram_hashes, unit_hashes
+from components.names import did_you_mean
 
 STOP_EN = frozenset("the be to of and that have with".split())  # Gopher: at least two of these
 STOP_ZH = frozenset("的了是在我有和不这就都也人之而其以为于与无乎者曰兮")  # modern and classical
@@ -209,8 +209,7 @@ def check_names(names: list[str]) -> list[str]:
     """`names` unchanged, or a ValueError naming the unknown filter and the closest known one."""
     for name in names:
         if name not in FILTERS:
-            close = difflib.get_close_matches(name, FILTERS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, FILTERS)
             raise ValueError(f"Unknown data filter {name!r}.{hint} Known filters: {', '.join(FILTERS)}.")
     return names
 

