@@ -24,8 +24,10 @@ pipeline: install
 	$(BIN)/dsllm pipeline --preset $(PRESET)
 	$(BIN)/dsllm status
 
+# Every tier but gpu; tests that connect the process to a Ray cluster of their own run in a second process.
 test: install
-	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu and not own_process" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "own_process and not gpu" $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

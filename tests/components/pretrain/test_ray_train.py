@@ -15,7 +15,9 @@ from components.pretrain.trainer import pretrain
 from tests.components.pretrain.conftest import tiny_model, tiny_train
 from tests.components.pretrain.raycluster import LoopbackCluster, wait_for
 
-pytestmark = pytest.mark.integration
+# A driver connected to this two-node cluster cannot share its process with the local Ray of other test
+# modules (Ray Train's controller never starts after a re-init), so it runs in a pytest process of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.own_process]
 LONG = {"total_tokens": 60 * 512, "checkpoint_every": 10, "eval_every": 20}
 
 
