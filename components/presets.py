@@ -44,7 +44,7 @@ def tiny() -> PipelineConfig:
         model=ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_ffn=176, vocab_size=1024,
                           max_seq_len=128),
         pretrain=PretrainConfig(total_tokens=60_000, batch_tokens=2048, micro_batch=8, lr=3e-3,
-                                warmup_steps=5, eval_every=10, checkpoint_every=10),
+                                warmup_steps=5, eval_every=10, checkpoint_every=10, cpus_per_worker=1),
         align=AlignConfig(sft_epochs=1, max_length=128, max_sft_examples=64, max_dpo_pairs=32),
         eval=EvalConfig(limit=4),
     )
