@@ -9,6 +9,7 @@ terminated.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class LoopbackCluster:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def wait_for(predicate, timeout: float, every: float = 0.01):
