@@ -45,7 +45,7 @@ def tiny() -> PipelineConfig:
         model=ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_ffn=176, vocab_size=1024,
                           max_seq_len=128),
         pretrain=PretrainConfig(total_tokens=60_000, batch_tokens=2048, micro_batch=8, lr=3e-3,
-                                warmup_steps=5, eval_every=10, checkpoint_every=10),
+                                warmup_steps=5, eval_every=10, checkpoint_every=10, cpus_per_worker=1),
         # A 2-layer model barely pretrained learns the template and to stop only on short answers and many
         # passes; GSM8K's worked solutions do not fit 128 tokens. DPO on the ~100 demo pairs that fit.
         align=AlignConfig(sft_datasets=["alpaca_en", "alpaca_zh"], sft_epochs=20, sft_lr=1e-2, max_answer_tokens=24,

@@ -9,6 +9,7 @@ metrics; every rank calls `ray.train.report` at the same steps.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +196,8 @@ class Run:
                          self.params)
         return {**{f"accounting.{k}": v for k, v in acc.items()}, "run.precision": str(self.dtype).split(".")[-1],
                 "run.world_size": self.where.world, "run.grad_accumulation": self.accum,
-                "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type}
+                "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type,
+                "run.threads": torch.get_num_threads(), "run.omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
     def peak_flops(self) -> float:
         """The matmul peak of all workers together (probed on this worker, assumed alike)."""

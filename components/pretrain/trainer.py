@@ -84,12 +84,20 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         run_config=RunConfig(name=f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
                              storage_path=str(Path(spec.ckpt_dir) / "ray"),
-                             failure_config=FailureConfig(max_failures=cfg.max_failures)))
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             worker_runtime_env={"env_vars": worker_env()}))
     with ProgressMonitor(Path(spec.ckpt_dir) / "metrics.jsonl", spec.total_steps, spec.total_steps * cfg.batch_tokens,
                          bar=progress):
         result = trainer.fit()
     if getattr(result, "error", None):
         raise RuntimeError(f"pretraining failed: {result.error}") from result.error
+
+
+def worker_env() -> dict[str, str]:
+    """Environment of the training workers. OpenMP threads that sleep at barriers instead of spinning
+    (unless the user chose otherwise): on a busy or oversubscribed CPU, spinning threads starve the
+    thread everyone waits for; measured here, small steps ran 3-35x faster under load with PASSIVE."""
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def _resources(cfg: PretrainConfig) -> dict:

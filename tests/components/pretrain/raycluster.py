@@ -9,6 +9,7 @@ terminated.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -79,12 +80,13 @@ class LoopbackCluster:
                 proc.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=15)
+        _, alive = psutil.wait_procs(procs, timeout=5)
         for proc in alive:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def wait_for(predicate, timeout: float, every: float = 0.01):
