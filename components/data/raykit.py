@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import os
 
-from components.home import Home, quiet_telemetry
+from components import ray_setup
 
 
 def ensure_ray(num_cpus: int | None = None, object_store_mb: int = 512) -> None:
-    """Initialise Ray once: honour RAY_ADDRESS, reuse a running session, else start locally."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    quiet_telemetry()
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    else:
-        temp = Home.resolve().ray
-        kwargs = {"_temp_dir": str(temp)} if len(str(temp)) < 60 else {}  # unix socket paths are short
-        ray.init(ignore_reinit_error=True, num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 object_store_memory=object_store_mb * 1024 * 1024, log_to_driver=False,
-                 logging_level="warning", **kwargs)
+    """Initialise Ray (see components.ray_setup) and set Ray Data up for deterministic output."""
+    ray_setup.ensure_ray(num_cpus, object_store_mb)
     configure_data()
 
 

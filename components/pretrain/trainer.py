@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from components import ray_setup
 from components.config import ModelConfig, PretrainConfig
 from components.home import Home
 from components.model import accounting, build_model, count_parameters
@@ -32,18 +33,8 @@ RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
-    """Use the running Ray, else $RAY_ADDRESS, else start a local one (small object store)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
-        return
-    temp = Home.resolve().ray
-    extra = {"_temp_dir": str(temp)} if len(str(temp)) < 60 else {}  # unix socket paths are short
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-             object_store_memory=200 * 1024 ** 2, logging_level="warning", **extra)
+    """Ray for training: a small object store (weights travel through checkpoints, not objects)."""
+    ray_setup.ensure_ray(num_cpus, object_store_mb=200, log_to_driver=True)
 
 
 def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, ckpt_dir: Path,

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.sources.readers import Bad, Item, from_record, jsonl, load_text, sample_of, whole_file
+from components.sources.readers import Bad, Item, from_record, jsonl, load_json_list, whole_file
 
 LOCAL_FORMATS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -87,19 +87,9 @@ def read_local(path: Path) -> Iterator[Item]:
 
 
 def _json_list(path: Path) -> Iterator[Item]:
-    import json
-
-    text = load_text(path)
-    if isinstance(text, Bad):
-        yield text
-        return
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield Bad("", "malformed_json", f"{exc.msg} (line {exc.lineno}): {sample_of(text)}")
-        return
-    if not isinstance(records, list):
-        yield Bad("", "malformed_json", "expected a JSON list of records: " + sample_of(text))
+    records = load_json_list(path)
+    if isinstance(records, Bad):
+        yield records
         return
     for i, obj in enumerate(records):
         yield from_record(i, obj)

@@ -68,6 +68,20 @@ def load_text(path: Path) -> str | Bad:
         return Bad("", "invalid_utf8", f"{exc.reason} at byte {exc.start}: {sample_of(data)}")
 
 
+def load_json_list(path: Path) -> list | Bad:
+    """A file holding one JSON list (of records, poems, ...), or why it can't be read as one."""
+    text = load_text(path)
+    if isinstance(text, Bad):
+        return text
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Bad("", "malformed_json", f"{exc.msg} (line {exc.lineno}): {sample_of(text)}")
+    if not isinstance(records, list):
+        return Bad("", "malformed_json", "expected a JSON list: " + sample_of(text))
+    return records
+
+
 def byte_lines(path: Path) -> Iterator[tuple[int, str | Bad]]:
     """Non-blank lines with their 0-based line numbers; each decoded on its own, so one bad line
     is quarantined without losing the rest of the file."""
@@ -263,17 +277,9 @@ def brown(path: Path) -> Iterator[Item]:
 def poetry_json(path: Path) -> Iterator[Item]:
     """One document per poem of a chinese-poetry JSON list: title (or the ci's tune name), author,
     then one line per verse. The script is kept as published (Tang/Song shi are traditional)."""
-    text = load_text(path)
-    if isinstance(text, Bad):
-        yield text
-        return
-    try:
-        poems = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield Bad("", "malformed_json", f"{exc.msg}: {sample_of(text)}")
-        return
-    if not isinstance(poems, list):
-        yield Bad("", "malformed_json", "expected a list of poems: " + sample_of(text))
+    poems = load_json_list(path)
+    if isinstance(poems, Bad):
+        yield poems
         return
     for i, poem in enumerate(poems):
         verses = poem.get("paragraphs") if isinstance(poem, dict) else None
