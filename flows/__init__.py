@@ -1,1 +1,7 @@
 """Prefect flows: wire the stages, pass artifact URIs, log to MLflow. No ML logic here."""
+
+import os
+
+# Progress the components log (e.g. pretraining's step/loss/ETA on logger "dsllm.pretrain") reaches the
+# Prefect UI too. Read when Prefect configures logging at import, hence set before prefect is imported.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "dsllm,components")
