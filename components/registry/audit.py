@@ -63,8 +63,8 @@ def model_version(mc: MlflowClient, name: str, version: str | int):
     try:
         return mc.get_model_version(name, str(version))
     except MlflowException:
-        known = sorted((v.version for v in mc.search_model_versions(f"name = '{name}'")), key=int)
-        raise ValueError(f"{name} has no version {version!r}; its versions are {', '.join(known) or 'none'}.") from None
+        known = sorted((str(v.version) for v in mc.search_model_versions(f"name = '{name}'")), key=int)
+        raise ValueError(f"{name} has no version {str(version)!r}; its versions are {', '.join(known) or 'none'}.") from None
 
 
 def alias_version(mc: MlflowClient, name: str, alias: str) -> str | None:

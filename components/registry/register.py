@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers/huggingface_hub read it: never reach the hub
 
 import importlib.metadata
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -173,17 +174,15 @@ def register(kind: Kind, model: str | Path, *, evaluation: str | None = None, na
     metrics = eval_metrics(results) | train_metrics(
         {s: lineage.counts(s) for s in MODEL_STAGES if lineage and s in lineage.manifests})
     tags = lineage_tags(kind, lineage, runs, evaluation) | {KEY_METRICS_TAG: ",".join(key_metrics(results, metrics))}
-    run_id, version = _log(mc, home, name, tags, metrics, text, parent_run_id,
-                           lambda tmp: _card_files(lineage, report, text, tmp, store),
-                           _logged_source(mc, root), lambda: _components(hf_dir, tokenizer))
-    _describe(mc, name, version, text, run_id, tags, root or str(hf_dir))
-    return mc.get_model_version(name, version)
+    return _log(mc, home, name, tags, metrics, text, parent_run_id,
+                lambda tmp: _card_files(lineage, report, text, tmp, store), _logged_source(mc, root),
+                lambda: _components(hf_dir, tokenizer), root or str(hf_dir))
 
 
 def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent_run_id: str | None, card_dir,
-         logged, load) -> tuple[str, str]:
-    """The registration run (metrics, model_card/) and the new version: the weights logged now, or the already
-    logged model of `logged` registered again. Returns (run id, version)."""
+         logged, load, origin: str):
+    """The registration run (metrics, model_card/, the weights unless `logged` already holds them) and the new
+    version pointing at the logged model, created with its description and tags in one call."""
     import mlflow
 
     parent_run_id = parent_run_id or (mlflow.active_run().info.run_id if mlflow.active_run() else None)
@@ -197,28 +196,32 @@ def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent
             mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(card_dir(Path(tmp) / "card")), "model_card")
         if logged is None:
-            return run.info.run_id, str(_log_model(load(), name, text).registered_model_version)
-        mlflow.set_tag("dsllm.weights_from_run", logged.run_id)
+            info = _log_model(load(), text)
+            source, model_id = info.model_uri, info.model_id
+        else:
+            source, model_id = logged.source, logged.model_id
+            mlflow.set_tag("dsllm.weights_from_run", logged.run_id)
     if not mc.search_registered_models(f"name = '{name}'"):
-        mc.create_registered_model(name)
-    mv = mc.create_model_version(name, logged.source, run_id=run.info.run_id, model_id=logged.model_id)
-    return run.info.run_id, str(mv.version)
+        mc.create_registered_model(name, description=f"dsllm {tags['dsllm.kind']} models; the demo serves @approved.")
+    history = json.dumps([{"time": audit.now(), "action": "registered", "by": "register", "comment": origin}])
+    mv = mc.create_model_version(name, source, run_id=run.info.run_id, description=_description(text, run.info.run_id),
+                                 model_id=model_id, tags={**{k: str(v)[:audit.TAG_VALUE_LIMIT] for k, v in tags.items()},
+                                                          "dsllm.gate": "pending", audit.HISTORY_TAG: history})
+    return mc.get_model_version(name, str(mv.version))
 
 
-def _describe(mc, name: str, version: str, text: str, run_id: str, tags: dict, origin: str) -> None:
-    """The card as the version's description (cut to MLflow's limit), the tags, the first history entry."""
-    description = text if len(text) <= DESCRIPTION_LIMIT else text[:DESCRIPTION_LIMIT - 200] + (
-        f"\n\n… (cut at {DESCRIPTION_LIMIT} characters; the whole card is model_card/model_card.md on run {run_id})")
-    mc.update_model_version(name, version, description=description)
-    for key, value in {**tags, "dsllm.gate": "pending"}.items():
-        mc.set_model_version_tag(name, version, key, str(value)[:audit.TAG_VALUE_LIMIT])
-    audit.record(mc, name, version, {"time": audit.now(), "action": "registered", "by": "register", "comment": origin})
+def _description(text: str, run_id: str) -> str:
+    """The card as the version's description, cut to MLflow's limit with a pointer to the whole card."""
+    if len(text) <= DESCRIPTION_LIMIT:
+        return text
+    return text[:DESCRIPTION_LIMIT - 200] + (f"\n\n… (cut at {DESCRIPTION_LIMIT} characters; the whole card is "
+                                             f"model_card/model_card.md on run {run_id})")
 
 
-def _log_model(components: dict, name: str, text: str):
+def _log_model(components: dict, text: str):
     import mlflow
     from huggingface_hub import ModelCard
 
     return mlflow.transformers.log_model(
         transformers_model=components, name="model", task="text-generation",
-        pip_requirements=pip_requirements(), registered_model_name=name, model_card=ModelCard(card.front_matter(text)))
+        pip_requirements=pip_requirements(), model_card=ModelCard(card.front_matter(text)))
