@@ -20,6 +20,7 @@ from components.registry import audit
 from components.registry.metrics import lower_is_better, metric_name
 
 KEY_METRICS_TAG = "dsllm.key_metrics"
+ALREADY_APPROVED = "already the approved version"
 
 
 @dataclass
@@ -135,8 +136,9 @@ def check(name: str, version: str | int, thresholds: dict[str, float] | None = N
         _regressions(keys, metrics, run_metrics(mc, base_mv), holder, tolerance, compared, reasons)
     passed = not reasons
     if passed:
-        reasons = ["already the approved version"] if holder == this else \
-            [f"all {len(compared)} checks passed" + (f" against approved v{holder}" if holder else " (first approval)")]
+        reasons = [ALREADY_APPROVED if holder == this else
+                   f"all {len(compared)} checks passed against approved v{holder}" if holder else
+                   f"first approval: {len(thresholds or {})} thresholds met, no approved version to compare with"]
     return GateDecision(name, this, passed, reasons, compared, holder if holder != this else None, tolerance)
 
 
