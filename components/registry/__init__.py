@@ -11,7 +11,8 @@ No Prefect here: functions return the `AliasMove`s they made and the flows / CLI
 
 from components.registry.audit import APPROVED, PREVIOUS, AliasMove, promote, rollback
 from components.registry.gate import GateDecision, MetricCheck, apply, check, gate, reject
+from components.registry.listing import versions
 from components.registry.register import register
 
 __all__ = ["APPROVED", "PREVIOUS", "AliasMove", "GateDecision", "MetricCheck", "apply", "check", "gate", "promote",
-           "register", "reject", "rollback"]
+           "register", "reject", "rollback", "versions"]

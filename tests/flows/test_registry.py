@@ -128,3 +128,24 @@ def test_human_approval_pauses_and_resumes_with_typed_input(lineage, home):
     assert not rejected["dsllm-chat"]["passed"] and rejected["dsllm-chat"]["reasons"] == ["rejected by bob: too chatty"]
     assert audit.alias_version(mc, "dsllm-chat", "approved") == "1"
     assert mc.get_model_version("dsllm-chat", "2").tags["dsllm.gate"] == "rejected"
+
+
+def test_cli_promote_announces_the_move_when_prefect_is_up(lineage, home, monkeypatch):
+    from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
+
+    from components.registry import gate, register
+    from dsllm.cli import app
+
+    store = ArtifactStore(home)
+    for scores in ({"gsm8k": 0.25}, {"gsm8k": 0.0}):
+        mv = register("chat", lineage["dpo"], evaluation=evaluation(store, lineage, with_scores(**scores)))
+        gate("dsllm-chat", mv.version, {}, 0.0)  # v1 approved, v2 rejected (a regression)
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    since = time.time() - 1
+    result = CliRunner().invoke(app, ["promote", "dsllm-chat", "2", "--by", "dave", "--comment", "hand-checked"])
+    assert result.exit_code == 0 and "announced 2 alias move(s)" in result.output, result.output
+    events = _events("dsllm-chat", since, want=2)
+    moved = {e.resource["dsllm.alias"]: (e.resource["dsllm.version"], e.payload["by"], e.payload["action"])
+             for e in events}
+    assert moved == {"approved": ("2", "dave", "promote"), "previous": ("1", "dave", "promote")}
