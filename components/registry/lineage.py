@@ -87,17 +87,22 @@ def resolve_model(model: str | Path, store: ArtifactStore | None = None) -> tupl
     """(HF model directory, lineage) for a dsllm:// URI, an artifact directory or a plain HF directory."""
     store = store or ArtifactStore()
     if isinstance(model, str) and model.startswith("dsllm://"):
-        path = store.resolve(model)
-        return _hf_dir(path, model), walk(model, store)
+        return _hf_dir(store.resolve(model), model), walk(model, store)
     path = Path(model).expanduser().resolve()
     for artifact in (path, path.parent):
         if (artifact / MANIFEST).is_file():
-            manifest = json.loads((artifact / MANIFEST).read_text())
-            uri = uri_for(manifest["stage"], manifest["key"])
-            same_store = store.path(manifest["stage"], manifest["key"]).resolve() == artifact
-            return _hf_dir(artifact, uri), walk(uri, store) if same_store else Lineage(uri, {manifest["stage"]: uri},
-                                                                                      {manifest["stage"]: manifest})
+            return _hf_dir(artifact, str(artifact)), _artifact_lineage(artifact, store)
     return _hf_dir(path, str(path)), None
+
+
+def _artifact_lineage(artifact: Path, store: ArtifactStore) -> Lineage:
+    """The full lineage when the directory is in `store`; else only its own manifest (another home's artifact)."""
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    stage, key = manifest["stage"], manifest["key"]
+    uri = uri_for(stage, key)
+    if store.path(stage, key).resolve() == artifact:
+        return walk(uri, store)
+    return Lineage(uri, {stage: uri}, {stage: manifest})
 
 
 def _hf_dir(path: Path, label: str) -> Path:
