@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from components.artifacts import ArtifactStore
+from components.home import Home
 from components.registry import audit, gate, register
 from tests.components.registry.fixtures import build_lineage, evaluation, with_scores
 
@@ -14,20 +15,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def toy_models(tmp_path_factory):
-    return tmp_path_factory.mktemp("toy-models")
-
-
-@pytest.fixture
-def two_versions(home, toy_models, monkeypatch):
-    """dsllm-chat v1 approved by the gate, v2 rejected by it (gsm8k below the bar)."""
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    store = ArtifactStore(home)
-    uris = build_lineage(store, toy_models)
-    for scores in ({"gsm8k": 0.25}, {"gsm8k": 0.0}):
-        mv = register("chat", uris["dpo"], evaluation=evaluation(store, uris, with_scores(**scores)))
-        gate("dsllm-chat", mv.version, {"gsm8k.exact_match": 0.1}, 0.0)
-    return home
+def two_versions(tmp_path_factory):
+    """One home for the module: dsllm-chat v1 approved by the gate, v2 rejected by it (gsm8k below the bar).
+    The mistakes test changes nothing, so it runs first and the moves test after it."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+            mp.delenv(var, raising=False)
+        home = Home.resolve(tmp_path_factory.mktemp("cli-registry") / "home")
+        mp.setenv("DSLLM_HOME", str(home.root))
+        store = ArtifactStore(home)
+        uris = build_lineage(store, tmp_path_factory.mktemp("toy-models"))
+        for scores in ({"gsm8k": 0.25}, {"gsm8k": 0.0}):
+            mv = register("chat", uris["dpo"], evaluation=evaluation(store, uris, with_scores(**scores)), home=home)
+            gate("dsllm-chat", mv.version, {"gsm8k.exact_match": 0.1}, 0.0, home=home)
+        yield home
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,19 @@ def _run(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
+MISTAKES = [(("promote", "dsllm-chat", "9"), "dsllm-chat has no version '9'; its versions are 1, 2"),
+            (("promote", "dsllm-chta", "1"), "Did you mean 'dsllm-chat'"),
+            (("rollback", "dsllm-chat"), "no 'previous' version to roll back to"),
+            (("models", "ls", "nosuch"), "No registered model 'nosuch'")]
+
+
+def test_mistakes_exit_1_with_a_clear_message(two_versions):
+    for args, message in MISTAKES:
+        result = _run(*args)
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result.output)
+    assert audit.alias_version(audit.client(two_versions), "dsllm-chat", "approved") == "1"
+
+
 def test_ls_promote_rollback(two_versions):
     mc = audit.client(two_versions)
     listed = _run("models", "ls")
@@ -60,16 +74,3 @@ def test_ls_promote_rollback(two_versions):
     rolled = _run("rollback", "dsllm-chat", "--by", "carol")
     assert rolled.exit_code == 0 and "dsllm-chat@approved → v1 (was 2)" in rolled.output
     assert audit.alias_version(mc, "dsllm-chat", "approved") == "1"
-
-
-MISTAKES = [(("promote", "dsllm-chat", "9"), "dsllm-chat has no version '9'; its versions are 1, 2"),
-            (("promote", "dsllm-chta", "1"), "Did you mean 'dsllm-chat'"),
-            (("rollback", "dsllm-chat"), "no 'previous' version to roll back to"),
-            (("models", "ls", "nosuch"), "No registered model 'nosuch'")]
-
-
-def test_mistakes_exit_1_with_a_clear_message(two_versions):
-    for args, message in MISTAKES:
-        result = _run(*args)
-        assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result.output)
-    assert audit.alias_version(audit.client(two_versions), "dsllm-chat", "approved") == "1"

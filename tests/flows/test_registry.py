@@ -113,7 +113,10 @@ def _approve_through_the_form(kwargs: dict, answer: dict) -> dict:
     return out["result"]
 
 
-def test_human_approval_pauses_and_resumes_with_typed_input(lineage, home):
+def test_human_approval_pauses_and_resumes_with_typed_input(lineage, home, monkeypatch):
+    from flows import registry as registry_flow
+
+    monkeypatch.setattr(registry_flow, "APPROVAL_POLL_S", 1)  # notice the resume within a second
     cfg = RegistryConfig(require_human_approval=True)
     approved = _approve_through_the_form(_uris(lineage, cfg=cfg),
                                          {"approve": True, "comment": "reads well", "approver": "alice"})
