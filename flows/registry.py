@@ -97,19 +97,25 @@ def ask_a_person(decision: GateDecision, registered: dict[str, Any], cfg: Regist
 
 def gate_model(registered: dict[str, Any], thresholds: dict[str, float], cfg: RegistryConfig, human: bool
                ) -> GateDecision:
-    """Check, ask a person when required (only for a version that passed), record, announce the moves."""
+    """Check, ask a person when required (only for a version that passed), record, announce the moves. A version
+    gated before (a re-run of a finished pipeline) keeps its decision: re-gating it could move `approved` back
+    to it; `dsllm promote` is the way to choose it again."""
     logger = get_run_logger()
-    decision = check_model(registered["name"], registered["version"], thresholds, cfg.tolerance)
+    name, version = registered["name"], registered["version"]
+    if (earlier := registry.recorded(name, version)) is not None:
+        logger.info("%s v%s was gated before (%s: %s); aliases stay as they are", name, version,
+                    "passed" if earlier.passed else "rejected", "; ".join(earlier.reasons))
+        return earlier
+    decision = check_model(name, version, thresholds, cfg.tolerance)
     asking = human and decision.passed and decision.reasons != [ALREADY_APPROVED]
-    approval = ask_a_person(decision, registered, cfg) if asking else None
-    decision = record_decision(decision, approval)
+    decision = record_decision(decision, ask_a_person(decision, registered, cfg) if asking else None)
     for move in decision.moves:
         announce_alias_move(move)
         logger.info("alias %s of %s → v%s (was %s); event %s emitted", move.alias, move.name, move.version,
                     move.from_version or "unset", EVENT)
-    logger.info("%s\n%s", decision.markdown(), mlflow_link(decision.name, decision.version, registered["run_id"]))
-    create_markdown_artifact(markdown=decision.markdown(), key=f"gate-{decision.name}".lower().replace(".", "-"),
-                             description=f"Gate decision for {decision.name} v{decision.version}")
+    logger.info("%s\n%s", decision.markdown(), mlflow_link(name, version, registered["run_id"]))
+    create_markdown_artifact(markdown=decision.markdown(), key=f"gate-{name}".lower().replace(".", "-").replace("_", "-"),
+                             description=f"Gate decision for {name} v{version}")
     return decision
 
 
@@ -118,13 +124,15 @@ def register_and_gate(pretrain_uri: str, dpo_uri: str, evaluate_uri: str, data_u
                       tokenizer_uri: str | None = None, cfg: RegistryConfig = RegistryConfig()) -> dict[str, dict]:
     """Register the base model (pretrain artifact) and the chat model (dpo artifact, scored by the evaluate
     artifact), gate both, and move their `approved` aliases; with cfg.require_human_approval the chat model
-    waits for a person's approval in the Prefect UI. Returns, per model name, the version and the decision."""
+    waits for a person's approval in the Prefect UI. Re-running it on the same artifacts registers and moves
+    nothing new. Returns, per model name: version, passed, reasons, approved (the alias holder now), run_id."""
     expected = {"data": data_uri, "tokenizer": tokenizer_uri}
     parent = mlflow.active_run().info.run_id if mlflow.active_run() else None
     base = register_model("base", pretrain_uri, None, expected, cfg.base_model, parent)
     chat = register_model("chat", dpo_uri, evaluate_uri, expected, cfg.chat_model, parent)
     decisions = {cfg.base_model: gate_model(base, cfg.base_thresholds, cfg, human=False),
                  cfg.chat_model: gate_model(chat, cfg.thresholds, cfg, human=cfg.require_human_approval)}
+    mc = registry.audit.client()
     return {name: {"version": d.version, "passed": d.passed, "reasons": d.reasons,
-                   "approved": next((m.version for m in d.moves if m.alias == registry.APPROVED), None),
+                   "approved": registry.audit.alias_version(mc, name, registry.APPROVED),
                    "run_id": (base if name == cfg.base_model else chat)["run_id"]} for name, d in decisions.items()}

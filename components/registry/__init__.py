@@ -10,9 +10,9 @@ No Prefect here: functions return the `AliasMove`s they made and the flows / CLI
 """
 
 from components.registry.audit import APPROVED, PREVIOUS, AliasMove, promote, rollback
-from components.registry.gate import GateDecision, MetricCheck, apply, check, gate, reject
+from components.registry.gate import GateDecision, MetricCheck, apply, check, gate, recorded, reject
 from components.registry.listing import versions
 from components.registry.register import register
 
 __all__ = ["APPROVED", "PREVIOUS", "AliasMove", "GateDecision", "MetricCheck", "apply", "check", "gate", "promote",
-           "register", "reject", "rollback", "versions"]
+           "recorded", "register", "reject", "rollback", "versions"]

@@ -142,6 +142,17 @@ def check(name: str, version: str | int, thresholds: dict[str, float] | None = N
     return GateDecision(name, this, passed, reasons, compared, holder if holder != this else None, tolerance)
 
 
+def recorded(name: str, version: str | int, *, home: Home | None = None) -> GateDecision | None:
+    """The decision already recorded on a version (dsllm.gate passed or rejected), or None when it is pending."""
+    mc = audit.client(home)
+    tags = audit.model_version(mc, name, version).tags
+    if tags.get("dsllm.gate") not in ("passed", "rejected"):
+        return None
+    compared = {k: MetricCheck(**v) for k, v in json.loads(tags.get("dsllm.gate.compared") or "{}").items()}
+    return GateDecision(name, str(version), tags["dsllm.gate"] == "passed", tags.get("dsllm.gate.reason", "").split("; "),
+                        compared, tags.get("dsllm.gate.baseline") or None)
+
+
 def _decision_tags(decision: GateDecision, verdict: str, reasons: list[str]) -> dict[str, str]:
     compared = {k: asdict(v) for k, v in decision.compared.items()}
     return {"dsllm.gate": verdict, "dsllm.gate.reason": "; ".join(reasons), "dsllm.gate.time": audit.now(),

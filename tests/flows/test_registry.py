@@ -57,8 +57,10 @@ def test_flow_registers_gates_and_announces_alias_moves(lineage, home):
     mc = audit.client(home)
     assert audit.alias_version(mc, "dsllm-chat", "approved") == "1"
     assert audit.alias_version(mc, "dsllm-base", "approved") == "1"
-    events = _events("dsllm-chat", since)
-    assert len(events) == 1
+    again = register_and_gate(**_uris(lineage), cfg=RegistryConfig(thresholds={"gsm8k.exact_match": 0.0}))
+    assert again["dsllm-chat"] | {"run_id": None} == result["dsllm-chat"] | {"run_id": None}  # gated before: kept
+    events = _events("dsllm-chat", since, wait_s=5, want=2)
+    assert len(events) == 1, "a re-run of the same artifacts moves no alias"
     resource = events[0].resource
     assert (resource.id, resource["dsllm.alias"], resource["dsllm.version"]) == ("mlflow.model.dsllm-chat", "approved", "1")
     assert events[0].payload["from_version"] is None and events[0].payload["by"] == "gate"

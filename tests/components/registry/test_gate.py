@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.registry import audit, check, gate, promote, register, rollback
+from components.registry import audit, check, gate, promote, recorded, register, rollback
 from tests.components.registry.fixtures import evaluation, with_scores
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,9 @@ def test_gate_fail_tags_the_reason_and_leaves_the_alias(registry, name):
     assert tags["dsllm.gate"] == "rejected" and "below the minimum" in tags["dsllm.gate.reason"]
     assert json.loads(tags["dsllm.gate.compared"])["gsm8k.exact_match"]["ok"] is False
     assert _aliases(registry, name) == {"approved": v1, "previous": None}
+    kept = recorded(name, v2, home=registry.home)
+    assert not kept.passed and kept.reasons == decision.reasons and not kept.compared["gsm8k.exact_match"].ok
+    assert recorded(name, _version(registry, name, gsm8k=0.75), home=registry.home) is None  # still pending
 
 
 def test_regression_beyond_tolerance_is_rejected(registry, name):
