@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -144,7 +144,3 @@ def rollback(name: str, by: str, comment: str = "", *, home: Home | None = None)
         record(mc, name, bad, {"time": stamp, "action": "rolled back", "by": by, "comment": comment},
                {"dsllm.rolled_back": stamp})
     return [move]
-
-
-def as_dict(move: AliasMove) -> dict:
-    return asdict(move)
