@@ -279,6 +279,39 @@ class EvalConfig(StageConfig):
     """Seed for sampling."""
 
 
+class RegistryConfig(StageConfig):
+    """Model registry and approval gate: names, thresholds, the no-regression tolerance, human approval."""
+
+    base_model: str = Field(default="dsllm-base", min_length=1, max_length=200, pattern=r"^[\w.-]+$")
+    """Registered model name of the pretrained base model."""
+    chat_model: str = Field(default="dsllm-chat", min_length=1, max_length=200, pattern=r"^[\w.-]+$")
+    """Registered model name of the aligned chat model (the demo serves its `approved` alias)."""
+    thresholds: dict[str, float] = {}
+    """Bars the chat model must clear, by metric (`task.metric` as on the registry run, e.g. gsm8k.exact_match,
+    mmlu.acc, bpb.bpb): a minimum for higher-is-better metrics, a maximum for lower-is-better ones (bpb, loss,
+    perplexity). A metric the version lacks fails the gate."""
+    base_thresholds: dict[str, float] = {}
+    """The same for the base model (its metrics: eval ones when evaluated, else train.pretrain.val_loss.<domain>)."""
+    tolerance: float = Field(default=0.02, ge=0, le=100)
+    """Largest allowed worsening of each key metric against the current `approved` version, in the metric's
+    own units (0.02 = two points of accuracy); 0 = no regression at all."""
+    require_human_approval: bool = False
+    """After the automatic checks pass, pause the flow for a person to approve or reject the chat model in the
+    Prefect UI (the base model is always gated automatically)."""
+    approval_timeout_s: int = Field(default=86_400, ge=10, le=30 * 86_400)
+    """How long a paused flow waits for the approval form before it fails (seconds)."""
+
+    @model_validator(mode="after")
+    def _names_and_metrics(self) -> RegistryConfig:
+        if self.base_model == self.chat_model:
+            raise ValueError(f"registry.base_model and registry.chat_model must differ (both {self.base_model!r})")
+        for field in ("thresholds", "base_thresholds"):
+            if bad := [k for k in getattr(self, field) if "." not in k.strip(".")]:
+                raise ValueError(f"registry.{field} keys are metric names like task.metric (e.g. gsm8k.exact_match); "
+                                 f"got {bad}")
+        return self
+
+
 class PipelineConfig(StageConfig):
     """The whole recipe: one config per stage."""
 
@@ -292,6 +325,7 @@ class PipelineConfig(StageConfig):
     pretrain: PretrainConfig = PretrainConfig()
     align: AlignConfig = AlignConfig()
     eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
 
     @model_validator(mode="after")
     def _stages_agree(self) -> PipelineConfig:

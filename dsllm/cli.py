@@ -15,7 +15,7 @@ from rich.table import Table
 from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
-from dsllm import cli_services
+from dsllm import cli_registry, cli_services
 from dsllm.cli_sources import sources_app
 
 export_env()
@@ -26,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(sources_app, name="sources")
 cli_services.register(app)
+cli_registry.register(app)
 console = Console()
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help=f"One of: {', '.join(PRESETS)}")]
