@@ -14,8 +14,9 @@ from flows.corpus import corpus
 from flows.data import data_prep, pack, tokenizer
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain
+from flows.registry import register_and_gate
 
-Stage = Literal["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate"]
+Stage = Literal["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate", "register"]
 
 # Each step takes the config and the URIs so far and returns its stage result.
 STEPS = {
@@ -30,6 +31,13 @@ STEPS = {
 }
 
 
+def register(cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, str]:
+    """Register base and chat models, gate them; {name: models:/name/version} (the demo serves @approved)."""
+    decisions = register_and_gate(uris["pretrain"], uris["dpo"], uris["evaluate"], uris["data"], uris["tokenizer"],
+                                  cfg.registry)
+    return {name: f"models:/{name}/{d['version']}" for name, d in decisions.items()}
+
+
 @flow(name="pipeline", log_prints=True)
 def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
              config: PipelineConfig | None = None, until: Stage | None = None) -> dict[str, str]:
@@ -39,7 +47,7 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
         preset: tiny, small (default), deepseek_7b or deepseek_67b.
         overrides: `section.field=value` overrides applied on top of the preset.
         config: a complete config; when given, preset and overrides are ignored.
-        until: stop after this stage (default: run every stage).
+        until: stop after this stage (default: run every stage, then register and gate the models).
     """
     cfg = config or load_config(preset, None, overrides or [])
     logger = get_run_logger()
@@ -47,9 +55,12 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
     uris: dict[str, str] = {}
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
         for number, (stage, step) in enumerate(STEPS.items(), 1):
-            logger.info("[%d/%d] %s", number, len(STEPS), stage)
+            logger.info("[%d/%d] %s", number, len(STEPS) + 1, stage)
             uris[stage] = step(cfg, uris).uri
             if stage == until:
                 break
+        else:
+            logger.info("[%d/%d] register and gate", len(STEPS) + 1, len(STEPS) + 1)
+            uris.update(register(cfg, uris))
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     return uris

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.e2e
 # A field of a late stage: every stage before it must come from the cache when it changes.
 CHANGED = "align.dpo_beta=0.2"
 UPSTREAM_OF_CHANGE = {"corpus", "data", "tokenizer", "pack", "pretrain", "sft"}
+STAGES = ["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate"]
+MODELS = ["dsllm-base", "dsllm-chat"]
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +46,18 @@ def _stage_runs(parent_run_name_index: int) -> dict[str, bool]:
     parent = parents[parent_run_name_index]
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   output_format="list")
-    return {c.data.tags["dsllm.stage"]: c.data.tags["dsllm.cached"] == "true" for c in children}
+    return {c.data.tags["dsllm.stage"]: c.data.tags["dsllm.cached"] == "true" for c in children
+            if "dsllm.stage" in c.data.tags}
 
 
 def test_every_stage_produces_a_finished_artifact(runs):
     first, _, _ = runs
-    assert list(first) == ["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate"]
+    assert list(first) == STAGES + MODELS
     store = ArtifactStore()
-    for uri in first.values():
-        assert (store.resolve(uri) / "manifest.json").is_file()
+    for stage in STAGES:
+        assert (store.resolve(first[stage]) / "manifest.json").is_file()
+    for name in MODELS:
+        assert first[name].startswith(f"models:/{name}/")
 
 
 def test_rerun_recomputes_nothing(runs):
@@ -65,7 +70,17 @@ def test_rerun_recomputes_nothing(runs):
 def test_changed_field_recomputes_only_downstream(runs):
     first, _, changed = runs
     cached = _stage_runs(2)
-    for stage, uri in changed.items():
+    assert changed["dsllm-base"] == first["dsllm-base"], "the base model is the same version"
+    assert changed["dsllm-chat"] != first["dsllm-chat"], "the new chat model is a new version"
+    for stage in STAGES:
+        uri = changed[stage]
         upstream = stage in UPSTREAM_OF_CHANGE
         assert (uri == first[stage]) == upstream, stage
         assert cached[stage] == upstream, stage
+
+
+def test_chat_model_is_approved_for_the_demo(runs):
+    first, _, changed = runs
+    tracking.configure()
+    approved = mlflow.MlflowClient().get_model_version_by_alias("dsllm-chat", "approved")
+    assert f"models:/dsllm-chat/{approved.version}" in (first["dsllm-chat"], changed["dsllm-chat"])
