@@ -44,7 +44,10 @@ def build_blocks(slot: ModelSlot) -> gr.Blocks:
             gr.Markdown("**Settings** (apply to the next message)")
             settings = _settings_inputs()
         with gr.Tab("Chat"):
-            gr.ChatInterface(chat_fn(slot), additional_inputs=settings, api_name="chat", fill_height=False)
+            message = gr.Textbox(placeholder="Type a message (English or 中文)…", elem_id="dsllm-message", scale=7,
+                                 autofocus=True, submit_btn=True, stop_btn=True, render=False)
+            gr.ChatInterface(chat_fn(slot), additional_inputs=settings, api_name="chat", fill_height=False,
+                             textbox=message, chatbot=gr.Chatbot(elem_id="dsllm-chatbot", height=480, render=False))
         with gr.Tab("Model card"):
             card_md = gr.Markdown(elem_id="dsllm-card")
             gallery = gr.Gallery(label="Scorecard and training curves", columns=2, height="auto")

@@ -49,8 +49,9 @@ def header(status: dict) -> str:
     else:
         what = f"**{status.get('path') or 'nothing'}**"
     loaded = time.strftime("%H:%M:%S", time.localtime(status["loaded_at"])) if status.get("loaded_at") else "-"
+    ref = f" · `{status['ref']}`" if status.get("ref") != status.get("path") else ""
     note = f" · ⚠️ last check failed: {status['last_error']}" if status.get("last_error") else ""
-    return f"### dsllm chat\nServing {what} · loaded {loaded} · `{status.get('ref')}`{note}"
+    return f"### dsllm chat\nServing {what} · loaded {loaded}{ref}{note}"
 
 
 def card_view(slot: ModelSlot) -> tuple[str, list[tuple[str, str]]]:
