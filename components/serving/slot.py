@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.home import Home
-from components.serving.generate import GenerationSettings, Prompt, prepare, stream
+from components.serving.generate import GenerationSettings, Prompt, PromptTooLong, prepare, stream
 from components.serving.refs import Served, Target, load, registry_client, resolve
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ModelSlot:
         served = self.current()
         try:
             prompt = prepare(served, messages, settings)
-        except ValueError:
+        except PromptTooLong:
             self._count("too_long", 1)
             raise
         return self._stream(served, prompt, settings)

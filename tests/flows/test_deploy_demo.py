@@ -115,7 +115,7 @@ def test_a_browser_chats_in_english_and_chinese_and_sees_the_version(deployed):
             page.get_by_role("tab", name="Model card").click()
             page.wait_for_selector("#dsllm-card:has-text('dsllm.data')")
             assert "data-key-2" in page.inner_text("#dsllm-card")
-            page.wait_for_function("() => document.querySelectorAll('img').length >= 2")
+            page.wait_for_function("() => document.querySelectorAll('#dsllm-gallery img').length >= 2")
         finally:
             browser.close()
 
