@@ -50,8 +50,8 @@ def build_blocks(slot: ModelSlot) -> gr.Blocks:
                              textbox=message, chatbot=gr.Chatbot(elem_id="dsllm-chatbot", height=480, render=False))
         with gr.Tab("Model card"):
             card_md = gr.Markdown(elem_id="dsllm-card")
-            gallery = gr.Gallery(label="Scorecard and training curves", columns=2, height="auto",
-                                 elem_id="dsllm-gallery")
+            gallery = gr.Gallery(label="Scorecard and training curves", columns=3, height=420, object_fit="contain",
+                                 preview=False, elem_id="dsllm-gallery")
         outputs = [top, card_md, gallery, shown]
         refresh = _page_refresher(slot)
         blocks.load(refresh, [shown], outputs, api_visibility="undocumented", show_progress="hidden")

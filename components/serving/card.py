@@ -88,7 +88,7 @@ def dir_card(path: Path, cache_root: Path) -> ModelCard:
 
 def render(card: ModelCard) -> str:
     """The card as markdown: facts, the description, lineage and metrics tables."""
-    parts = [f"## {card.title}", _table(card.facts, "", "")]
+    parts = [f"## {card.title}", _table(card.facts, "field", "value")]
     if card.error:
         parts.append(f"> **Note:** {card.error}")
     if card.description:
