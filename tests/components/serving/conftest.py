@@ -34,7 +34,8 @@ def _one_torch_thread():
 def chat_dirs(tmp_path_factory) -> dict[int, Path]:
     root = tmp_path_factory.mktemp("chat-models")
     tok = fx.tokenizer(root / "spm")
-    return {v: fx.chat_model(root / f"v{v}", v, tok) for v in (1, 2)}
+    first = fx.chat_model(root / "v1", 1, tok)
+    return {1: first, 2: fx.chat_model(root / "v2", 2, tok, start_from=first)}
 
 
 @dataclass

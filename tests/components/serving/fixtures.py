@@ -41,19 +41,23 @@ def tokenizer(directory: Path):
     return make_tokenizer(directory)
 
 
-def chat_model(directory: Path, version: int, tok, steps: int = 300) -> Path:
-    """Train a tiny model on its version's conversations until it repeats them greedily; save it."""
+def chat_model(directory: Path, version: int, tok, start_from: Path | None = None, steps: int = 300) -> Path:
+    """Train a tiny model on its version's conversations until it repeats them greedily; save it.
+
+    `start_from` a model taught another version: only the version word changes, so a few steps do
+    (a second model from scratch costs ten times more)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(version)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=176, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=CONTEXT,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_pretrained(start_from) if start_from else LlamaForCausalLM(config)
+    model.train()
     batch = _batch(tok, conversations(version))
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3 if start_from else 1e-2)
     for _ in range(steps):
         loss = model(**batch).loss
         loss.backward()
