@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= small
 PYTEST_ARGS ?=
 
-.PHONY: install pipeline test test-unit up down status deploy bench lint clean-venv
+.PHONY: install pipeline test test-unit up down status deploy demo bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ deploy: install
 
 status: install
 	$(BIN)/dsllm status
+
+# The chat demo on models:/dsllm-chat@approved (the deploy_demo flow starts it after a promotion).
+demo: install
+	$(BIN)/dsllm demo up
 
 bench: install
 	@mkdir -p benchmarks/results

@@ -16,6 +16,7 @@ from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
 from dsllm import cli_registry, cli_services
+from dsllm.cli_demo import demo_app
 from dsllm.cli_sources import sources_app
 
 export_env()
@@ -25,6 +26,7 @@ artifacts_app = typer.Typer(help="Inspect and clean content-addressed stage outp
 app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(sources_app, name="sources")
+app.add_typer(demo_app, name="demo")
 cli_services.register(app)
 cli_registry.register(app)
 console = Console()

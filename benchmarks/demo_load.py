@@ -1,0 +1,165 @@
+"""Load on the chat demo: N concurrent gradio_client sessions for D seconds, beside one session alone.
+
+Each session sends chat messages (English and Chinese, alternating, a fresh conversation each) in a
+loop through the Gradio API and reads the streamed reply: errors, time to first token (the first
+non-empty piece), reply time. Tokens come from the demo's own counter (GET /dsllm/version, exact
+in total); a session's tokens/s is its characters/s times the run's tokens per character.
+The baseline is one session alone for the same model and settings, run first in the same process;
+the headline is the ratio of total tokens/s (N sessions / one) and of the median time to first token.
+
+Against a running demo: `--url http://127.0.0.1:7860`. Without --url it starts one (a background
+process, `python -m ui.app`) on a tiny random model in a temporary home and stops it afterwards.
+`--quick`: 4 sessions for 10 s (one alone for 5 s), 32 new tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import emit, machine  # noqa: E402
+
+MESSAGES = ("Tell me about the sea.", "请介绍一下长城。", "What is 7 plus 5?", "今天天气怎么样？")
+SYSTEM = "You are a helpful assistant."
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running demo (default: start one on a tiny model)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--concurrency", type=int, default=4, help="of the demo this script starts")
+    parser.add_argument("--out", type=Path, help="write <out>/demo_load.json")
+    parser.add_argument("--quick", action="store_true", help="4 sessions, 10 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.duration, args.max_tokens = 4, 10.0, 32
+    return args
+
+
+def session(url: str, until: float, args: argparse.Namespace, index: int, records: list[dict]) -> None:
+    """One client: messages back to back until `until`; a record per message."""
+    from gradio_client import Client
+
+    try:
+        client = Client(url, verbose=False)
+    except Exception as exc:
+        records.append({"error": f"connect: {exc}"})
+        return
+    n = index
+    while time.monotonic() < until:
+        records.append(one_message(client, MESSAGES[n % len(MESSAGES)], args))
+        client.reset_session()  # a fresh conversation: prompts stay short
+        n += 1
+
+
+def one_message(client, message: str, args: argparse.Namespace) -> dict:
+    start, first, text = time.monotonic(), None, ""
+    try:
+        job = client.submit(message, SYSTEM, args.temperature, 0.95, args.max_tokens, api_name="/chat")
+        for text in job:
+            if text and first is None:
+                first = time.monotonic()
+        text = job.result() or text
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    end = time.monotonic()
+    return {"ttft_s": (first or end) - start, "seconds": end - start, "chars": len(text)}
+
+
+def counters(url: str) -> dict:
+    return httpx.get(f"{url}/dsllm/version", timeout=30).json()
+
+
+def phase(url: str, clients: int, duration: float, args: argparse.Namespace) -> dict:
+    """`clients` sessions for `duration` seconds; errors, TTFT, tokens/s per session and in total."""
+    before, per_client = counters(url), [[] for _ in range(clients)]
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=session, args=(url, t0 + duration, args, i, per_client[i]))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, after = time.monotonic() - t0, counters(url)
+    return summarise(per_client, after["tokens"] - before["tokens"], wall)
+
+
+def summarise(per_client: list[list[dict]], tokens: int, wall: float) -> dict:
+    done = [r for rs in per_client for r in rs if "error" not in r]
+    errors = [r["error"] for rs in per_client for r in rs if "error" in r]
+    chars = sum(r["chars"] for r in done) or 1
+    per_char = tokens / chars
+    ttft = sorted(r["ttft_s"] for r in done) or [float("nan")]
+    rates = [sum(r["chars"] for r in rs if "error" not in r) * per_char / wall for rs in per_client]
+    return {"sessions": len(per_client), "seconds": wall, "replies": len(done), "errors": len(errors),
+            "error_samples": errors[:3], "ttft_p50_s": percentile(ttft, 50), "ttft_p95_s": percentile(ttft, 95),
+            "reply_p50_s": statistics.median([r["seconds"] for r in done]) if done else None,
+            "tokens": tokens, "tokens_per_char": per_char, "tokens_per_s_total": tokens / wall,
+            "tokens_per_s_per_session": {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def start_demo(root: Path, concurrency: int):
+    """A demo process on a tiny random chat model in a temporary home; returns (url, stop)."""
+    import os
+
+    from components.evaluate.toy import toy_model
+    from components.home import Home
+    from components.serving.config import DemoConfig
+    from dsllm.services import demo as demo_proc
+    from dsllm.services import procs
+
+    home = Home.resolve(root / "home")
+    model = toy_model(root / "model", chat=True, n_layer=2, d_model=64, max_len=512)
+    port = next(p for p in range(23000, 24000) if procs.port_free(p))
+    os.environ.update(DSLLM_HOME=str(home.root), MLFLOW_TRACKING_URI=f"sqlite:///{home.mlflow_db}")
+    cfg = DemoConfig(model=str(model), port=port, poll_s=0, concurrency=concurrency, queue_size=1000)
+    demo_proc.up(cfg=cfg, home=home)
+    return cfg.url, lambda: demo_proc.down(home=home, cfg=cfg)
+
+
+def main() -> None:
+    args = parse()
+    with tempfile.TemporaryDirectory(prefix="dsllm-demo-load-") as tmp:
+        url, stop = (args.url, lambda: None) if args.url else start_demo(Path(tmp), args.concurrency)
+        try:
+            served = counters(url)
+            phase(url, 1, 2.0, args)  # warm-up: first requests pay for lazy initialisation
+            single = phase(url, 1, min(args.duration, 5.0 if args.quick else 20.0), args)
+            load = phase(url, args.clients, args.duration, args)
+        finally:
+            stop()
+    report(args, served, single, load)
+
+
+def report(args: argparse.Namespace, served: dict, single: dict, load: dict) -> None:
+    result = {"benchmark": "demo_load", "machine": machine(), "served": served.get("label"),
+              "config": {k: v for k, v in vars(args).items() if k != "out"} | {"out": None},
+              "single": single, "load": load,
+              "ratios": {"total_tokens_per_s_load_over_single": load["tokens_per_s_total"] / single["tokens_per_s_total"],
+                         "ttft_p50_load_over_single": load["ttft_p50_s"] / single["ttft_p50_s"]}}
+    rows = [[name, p["sessions"], p["replies"], p["errors"], f"{p['ttft_p50_s']:.3f}", f"{p['ttft_p95_s']:.3f}",
+             f"{p['tokens_per_s_per_session']['median']:.1f}", f"{p['tokens_per_s_total']:.1f}"]
+            for name, p in (("one session", single), (f"{args.clients} sessions", load))]
+    header = ["phase", "sessions", "replies", "errors", "ttft p50 s", "ttft p95 s", "tok/s/session", "tok/s total"]
+    emit("demo_load", result, rows, header, args.out)
+
+
+if __name__ == "__main__":
+    main()

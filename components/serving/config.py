@@ -1,0 +1,79 @@
+"""The demo's settings, from command-line flags over environment variables over defaults.
+
+| setting | env | default |
+|---|---|---|
+| model reference | DSLLM_DEMO_MODEL | models:/dsllm-chat@approved |
+| host / port | DSLLM_DEMO_HOST / DSLLM_DEMO_PORT | 127.0.0.1 / 7860 |
+| alias poll interval | DSLLM_DEMO_POLL_S | 5 s (0 = only on POST /dsllm/reload) |
+| concurrent replies | DSLLM_DEMO_CONCURRENCY | 4 |
+| queue size | DSLLM_DEMO_QUEUE | 64 |
+| login | DSLLM_DEMO_AUTH | none; `user:password` turns it on |
+| weights dtype | DSLLM_DEMO_DTYPE | auto (bfloat16 on GPU, float32 on CPU) |
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.serving.refs import DEFAULT_REF
+
+ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
+       "poll_s": "DSLLM_DEMO_POLL_S", "concurrency": "DSLLM_DEMO_CONCURRENCY", "queue_size": "DSLLM_DEMO_QUEUE",
+       "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE"}
+
+
+class DemoConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = DEFAULT_REF
+    """What to serve: models:/NAME@ALIAS (followed when the alias moves), models:/NAME/VERSION, a
+    dsllm:// model artifact or a Hugging Face model directory."""
+    host: str = "127.0.0.1"
+    """Interface to bind; 127.0.0.1 keeps the demo on this machine (0.0.0.0 shares it on the network)."""
+    port: int = Field(7860, ge=1, le=65535)
+    """HTTP port of the app (chat page, Gradio API and /dsllm/version, /dsllm/reload)."""
+    poll_s: float = Field(5.0, ge=0, le=3600)
+    """Seconds between checks of the model reference (an alias moved in the MLflow UI is picked up
+    this fast); 0 turns polling off (only POST /dsllm/reload swaps)."""
+    concurrency: int = Field(4, ge=1, le=256)
+    """Replies generated at the same time; further requests wait in the queue."""
+    queue_size: int = Field(64, ge=1, le=10000)
+    """Requests that may wait for a free slot; beyond it a new request is refused with 'queue full'."""
+    auth: str | None = None
+    """`user:password` to require a login on the chat page (and for Gradio API clients)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype: auto = bfloat16 on a GPU, float32 on a CPU."""
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_pair(cls, value: str | None) -> str | None:
+        if value and (":" not in value or not all(value.split(":", 1))):
+            raise ValueError("DSLLM_DEMO_AUTH must look like user:password (both non-empty)")
+        return value or None
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        if not self.auth:
+            return None
+        user, password = self.auth.split(":", 1)
+        return user, password
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def resolve(cls, **overrides) -> DemoConfig:
+        """Flags (non-None overrides) over DSLLM_DEMO_* variables over defaults; a clear ValueError when bad."""
+        values = {key: os.environ[var] for key, var in ENV.items() if os.environ.get(var)}
+        values |= {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]} ({ENV.get(str(e['loc'][0]), '')}): {e['msg']}"
+                                 for e in exc.errors())
+            raise ValueError(f"Invalid demo settings: {problems}") from None
