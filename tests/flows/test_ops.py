@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 import threading
@@ -141,3 +142,24 @@ def test_two_training_runs_never_overlap(flaky, monkeypatch, training_limit):
     assert len(spans) == 2
     assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False)), spans
 
+
+
+def test_each_stage_leaves_its_mlflow_link_and_artifact_keys_on_the_flow_run(flaky):
+    import mlflow
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    state = chain(21, 22, return_state=True)
+    uris = state.result()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    links = [a.data for a in found if a.key == "dsllm-flaky-mlflow"]  # link artifacts are stored as markdown
+    tables = [a.data for a in found if a.key == "dsllm-flaky-lineage"]
+    assert len(links) == len(tables) == 2
+    # on a SQLite store the link is the run's runs:/ URI; the run is the stage's nested MLflow run
+    run_ids = {re.search(r"\]\(runs:/(\w+)\)$", link).group(1) for link in links}
+    tracked = {r.info.run_id: r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+    assert run_ids <= set(tracked) and {tracked[i].data.tags["dsllm.artifact_uri"] for i in run_ids} == set(uris.values())
+    second = next(table for table in tables if uris["two"] in table)
+    assert f"| input `up` | `{uris['one']}` |" in second and f"`{uris['two'].rsplit('/', 1)[1]}`" in second
