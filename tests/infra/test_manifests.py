@@ -166,7 +166,7 @@ def test_mlflow_compose_is_postgres_and_s3_backed():
         assert service.get("image") or service.get("build"), f"{name}: no image"
         assert set(service.get("depends_on", {})) <= set(services), f"{name}: depends on an unknown service"
     command = " ".join(services["mlflow"]["command"])
-    assert "--backend-store-uri=postgresql://" in command and "--artifacts-destination=s3://" in command
+    assert "--backend-store-uri=postgresql+psycopg2://" in command and "--artifacts-destination=s3://" in command
     assert services["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert (INFRA / "mlflow" / services["mlflow"]["build"] / "Dockerfile").is_file()
     dockerfile = (INFRA / "mlflow" / "Dockerfile").read_text()
