@@ -290,6 +290,22 @@ def _experiment_id(settings: Settings, name: str) -> str:
     return resp.json()["experiment"]["experiment_id"]
 
 
+def test_the_kubernetes_pool_template_is_accepted_by_the_server(stack):
+    """infra/prefect/base-job-template.json, as `prefect work-pool create --base-job-template` sends it."""
+    settings, _ = stack
+    template = json.loads((REPO / "infra/prefect/base-job-template.json").read_text())
+    created = httpx.post(f"{settings.prefect_api}/work_pools/", timeout=10, json={
+        "name": "dsllm-k8s-check", "type": "kubernetes", "base_job_template": template})
+    assert created.status_code == 201, created.text
+    stored = httpx.get(f"{settings.prefect_api}/work_pools/dsllm-k8s-check", timeout=10).json()
+    assert stored["base_job_template"]["variables"]["properties"]["shared_pvc"]["default"] == "dsllm-shared"
+    broken = {**template, "job_configuration": {**template["job_configuration"], "extra": "{{ undeclared }}"}}
+    rejected = httpx.post(f"{settings.prefect_api}/work_pools/", timeout=10, json={
+        "name": "dsllm-k8s-broken", "type": "kubernetes", "base_job_template": broken})
+    assert rejected.status_code == 422, "the server checks placeholders against the variables"
+    httpx.delete(f"{settings.prefect_api}/work_pools/dsllm-k8s-check", timeout=10)
+
+
 def test_down_stops_everything_and_frees_the_ports(stack):
     settings, states = stack
     members = {p.pid for st in states for p in procs.session_members(st.pid)}
