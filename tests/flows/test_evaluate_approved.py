@@ -9,6 +9,7 @@ from components.artifacts import ArtifactStore
 from components.config import EvalConfig
 from components.evaluate import data
 from components.evaluate.toy import toy_model
+from flows import tracking
 from flows.evaluate import evaluate_approved
 from tests.components.evaluate.fixtures import write_catalog
 
@@ -29,8 +30,7 @@ def registry(home, monkeypatch, tmp_path, prefect_server):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a d_model 64 model: threads only add contention on a shared machine
     chat_dir = toy_model(tmp_path / "toy", chat=True)
-    mlflow.set_tracking_uri(home.mlflow_uri)
-    mlflow.set_experiment("registry-test")
+    tracking.configure(home, "registry-test")  # artifacts in the home, never ./mlruns
     client = mlflow.MlflowClient(home.mlflow_uri)
 
     def register(alias: str = "approved", tags: dict | None = None) -> str:
