@@ -2,7 +2,9 @@
 
 A finished artifact is never rebuilt: the store skips it, and Prefect's cache (keyed by the same
 content hash) skips the task. The cache is refreshed when the artifact was garbage-collected, so
-Prefect never returns a result that points at nothing.
+Prefect never returns a result that points at nothing. Retries, timeouts and the training concurrency
+tag come from `flows.ops` per stage; a failure is logged with the stage, its inputs and the command
+that resumes it; the MLflow run and the artifact keys are recorded on the Prefect run (`flows.lineage`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from components.artifacts import ArtifactStore, StageResult, StageSpec
-from flows import tracking
+from flows import lineage, ops, tracking
 
 # stage name → the module that exports its StageSpec as STAGE
 STAGE_MODULES: dict[str, str] = {
@@ -27,6 +29,7 @@ STAGE_MODULES: dict[str, str] = {
     "sft": "components.align.sft",
     "dpo": "components.align.dpo",
     "evaluate": "components.evaluate.stage",
+    "registered_model": "components.evaluate.registered",
 }
 
 
@@ -38,8 +41,7 @@ def _artifact_key(context, parameters: dict[str, Any]) -> str:
     return f"dsllm-{parameters['stage']}-{parameters['key']}"
 
 
-@task(cache_key_fn=_artifact_key, persist_result=True, cache_expiration=timedelta(days=365),
-      retries=1, retry_delay_seconds=10)
+@task(cache_key_fn=_artifact_key, persist_result=True, cache_expiration=timedelta(days=365))
 def build_stage(stage: str, key: str, cfg: Any, inputs: dict[str, str]) -> StageResult:
     """Build one stage artifact (the heavy work runs here, outside the flow's own code)."""
     result = spec(stage).run(cfg, inputs, ArtifactStore())
@@ -56,13 +58,18 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     logger.info("stage %s: %s (dsllm://%s/%s)", stage, "cached, nothing to do" if done else "building",
                 stage, key)
     started = time.perf_counter()
-    with tracking.stage_run(stage, cfg):
-        state = build_stage.with_options(task_run_name=f"{stage}-{key[:8]}", refresh_cache=not done)(
-            stage, key, cfg, inputs, return_state=True)
-        result: StageResult = state.result()
-        result.cached = done or state.name == "Cached"
-        seconds = time.perf_counter() - started
-        tracking.log_result(result, seconds)
+    try:
+        with tracking.stage_run(stage, cfg) as run_id:
+            options = {**ops.task_options(stage), "task_run_name": f"{stage}-{key[:8]}", "refresh_cache": not done}
+            state = build_stage.with_options(**options)(stage, key, cfg, inputs, return_state=True)
+            result: StageResult = state.result()
+            result.cached = done or state.name == "Cached"
+            seconds = time.perf_counter() - started
+            tracking.log_result(result, seconds)
+    except Exception as exc:
+        logger.error(ops.failure_message(stage, key, inputs, exc))
+        raise
+    lineage.record_stage(result, inputs, run_id)
     logger.info("stage %s: %s in %.1fs, counts %s", stage, "cache hit" if result.cached else "built",
                 seconds, _summary(result.counts))
     return result

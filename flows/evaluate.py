@@ -1,12 +1,27 @@
-"""The `evaluate` flow: run the registered benchmark tasks on a model artifact."""
+"""Evaluation flows: `evaluate` scores a model artifact; `evaluate_approved` scores the registry's approved model.
+
+`evaluate_approved` (the nightly deployment) resolves `models:/<model>@<alias>` with MlflowClient,
+downloads that version once as the `registered_model` artifact and runs the evaluate stage on it
+with the full task set. Both steps are content-addressed: a night on which the alias has not moved
+and the task settings are the same finds the scorecard already built and costs nothing.
+"""
 
 from __future__ import annotations
 
-from prefect import flow
+import mlflow
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
 
-from components.artifacts import StageResult
+from components.artifacts import ArtifactStore, StageResult, parse_uri
 from components.config import EvalConfig
+from components.evaluate.registered import resolve_version
+from components.evaluate.registry import TASKS
+from flows import lineage, tracking
 from flows.common import run_stage
+
+FULL_TASK_SET = EvalConfig(tasks=list(TASKS))
+"""Every registered task (bits-per-byte runs when a pack artifact is known)."""
 
 
 @flow(name="evaluate")
@@ -14,3 +29,62 @@ def evaluate(model_uri: str, pack_uri: str | None = None, cfg: EvalConfig = Eval
     """Score a model on the configured tasks (bits-per-byte needs the pack artifact's validation shards)."""
     inputs = {"model": model_uri} | ({"pack": pack_uri} if pack_uri else {})
     return run_stage("evaluate", cfg, inputs)
+
+
+@task(retries=4, retry_delay_seconds=exponential_backoff(10)(4), retry_jitter_factor=0.5, cache_policy=NONE)
+def resolve_alias(model: str, alias: str) -> dict | None:
+    """The version behind `model@alias` from the MLflow registry (retried: the tracking server may be restarting)."""
+    return resolve_version(model, alias)
+
+
+@flow(name="evaluate_approved")
+def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: EvalConfig = FULL_TASK_SET,
+                      pack_uri: str | None = None) -> dict | None:
+    """Evaluate the registered model version that `alias` points at (nothing to do when there is none).
+
+    Args:
+        model: the MLflow registered model name.
+        alias: the alias to evaluate (moved by the approval gate).
+        cfg: the evaluation settings; the full task set by default.
+        pack_uri: the pack artifact for bits-per-byte; default: a `dsllm://pack/...` value among the
+            version's lineage tags when that artifact is on this machine, else bpb is skipped.
+    """
+    logger = get_run_logger()
+    version = resolve_alias(model, alias)
+    if version is None:
+        logger.warning("no version of %r has the alias %r (not registered or not approved yet): nothing to "
+                       "evaluate", model, alias)
+        return None
+    pack_uri = pack_uri or _pack_from_lineage(version["tags"])
+    cfg = _without_bpb(cfg, logger) if pack_uri is None else cfg
+    title = f"evaluate-{model}-v{version['version']}"
+    logger.info("evaluating models:/%s@%s = version %s (run %s)", model, alias, version["version"], version["run_id"])
+    with tracking.pipeline_run(title, {"model": model, "alias": alias, "eval": cfg}) as run_id:
+        mlflow.set_tags({"dsllm.model": model, "dsllm.alias": alias, "dsllm.model_version": version["version"],
+                         "dsllm.model_run_id": version["run_id"]})
+        fetched = run_stage("registered_model", {k: version[k] for k in ("name", "version", "run_id")})
+        scored = run_stage("evaluate", cfg, {"model": fetched.uri} | ({"pack": pack_uri} if pack_uri else {}))
+    lineage.record_pipeline("evaluate-approved", title, {"registered_model": fetched.uri, "evaluate": scored.uri},
+                            run_id)
+    return {"model": model, "alias": alias, "version": version["version"], "model_uri": fetched.uri,
+            "evaluate_uri": scored.uri, "scores": scored.counts}
+
+
+def _pack_from_lineage(tags: dict[str, str]) -> str | None:
+    """A pack artifact named in the version's tags that exists in this home (the tag's name does not matter)."""
+    store = ArtifactStore()
+    for value in tags.values():
+        if isinstance(value, str) and value.startswith("dsllm://pack/") and value.count("/") == 3 \
+                and store.is_done(*parse_uri(value)):
+            return value
+    return None
+
+
+def _without_bpb(cfg: EvalConfig, logger) -> EvalConfig:
+    if "bpb" not in cfg.tasks:
+        return cfg
+    tasks = [t for t in cfg.tasks if t != "bpb"]
+    if not tasks:
+        raise ValueError("Only bpb was asked for, and it needs pack_uri (a dsllm://pack/<key> artifact); pass one.")
+    logger.info("bpb skipped: no pack artifact given or found in the version's lineage tags (pass pack_uri)")
+    return cfg.model_copy(update={"tasks": tasks})

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from components.config import PipelineConfig
 from components.presets import DEFAULT_PRESET, load_config
-from flows import tracking
+from flows import lineage, tracking
 from flows.align import dpo, sft
 from flows.corpus import corpus
 from flows.data import data_prep, pack, tokenizer
@@ -63,4 +63,5 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
             logger.info("[%d/%d] register and gate", len(STEPS) + 1, len(STEPS) + 1)
             uris.update(register(cfg, uris))
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
+    lineage.record_pipeline("pipeline", f"pipeline-{cfg.preset}", uris, run_id)
     return uris

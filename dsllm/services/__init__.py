@@ -6,9 +6,18 @@ registers prefect.yaml's deployments. See `specs` (what each service is), `contr
 `procs` (pid files, sessions, ports) and `deployments`.
 """
 
-from dsllm.services.control import down, ensure_pool, up
+from dsllm.services.control import down, ensure_concurrency_limit, ensure_pool, up
 from dsllm.services.deployments import DEFAULT_PREFECT_FILE, deploy, deployment
-from dsllm.services.specs import POOL, REPO, ServiceError, ServiceState, Settings, client_env, status
+from dsllm.services.specs import (
+    POOL,
+    REPO,
+    TRAINING_TAG,
+    ServiceError,
+    ServiceState,
+    Settings,
+    client_env,
+    status,
+)
 
-__all__ = ["DEFAULT_PREFECT_FILE", "POOL", "REPO", "ServiceError", "ServiceState", "Settings", "client_env", "deploy", "deployment",
-           "down", "ensure_pool", "status", "up"]
+__all__ = ["DEFAULT_PREFECT_FILE", "POOL", "REPO", "TRAINING_TAG", "ServiceError", "ServiceState", "Settings", "client_env",
+           "deploy", "deployment", "down", "ensure_concurrency_limit", "ensure_pool", "status", "up"]

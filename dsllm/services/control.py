@@ -7,6 +7,7 @@ The three servers start together; the Prefect worker follows once its pool exist
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from dsllm.services.specs import (
     POOL,
     PORT_ENV,
     SERVERS,
+    TRAINING_SLOTS_ENV,
+    TRAINING_TAG,
     ServiceError,
     ServiceState,
     Settings,
@@ -56,6 +59,7 @@ def _up(s: Settings, console: Console, timeout_s: float) -> list[ServiceState]:
     started = {n: _start(n, s) for n in servers if running[n] is None}
     _wait(s, {n: started.get(n) or running[n] for n in servers}, started, console, timeout_s)
     ensure_pool(s)
+    ensure_concurrency_limit(s)
     worker = running["prefect-worker"] or _start("prefect-worker", s)
     _wait(s, {"prefect-worker": worker}, {"prefect-worker": worker} if not running["prefect-worker"] else {},
           console, timeout_s)
@@ -119,6 +123,23 @@ def ensure_pool(s: Settings) -> None:
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
         raise ServiceError(f"could not create work pool {POOL}:\n{done.stdout}{done.stderr}")
+
+
+def training_slots() -> int:
+    """How many training tasks may run at once: `DSLLM_TRAINING_CONCURRENCY` (default 1)."""
+    raw = os.environ.get(TRAINING_SLOTS_ENV) or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ServiceError(f"{TRAINING_SLOTS_ENV}={raw!r} is not a positive whole number; unset it or use e.g. 1.")
+    return int(raw)
+
+
+def ensure_concurrency_limit(s: Settings) -> dict:
+    """Give the training tag its concurrency limit (created or updated: the API upserts); returns the limit."""
+    resp = httpx.post(f"{s.prefect_api}/concurrency_limits/",
+                      json={"tag": TRAINING_TAG, "concurrency_limit": training_slots()}, timeout=10.0)
+    if resp.status_code not in (200, 201):
+        raise ServiceError(f"could not set the concurrency limit of tag {TRAINING_TAG}: {resp.status_code} {resp.text}")
+    return resp.json()
 
 
 def down(s: Settings | None = None, console: Console | None = None) -> list[str]:

@@ -2,7 +2,7 @@
 
 Runs `prefect --no-prompt deploy --all` from the repository root with the server's API URL, so the
 process worker that `dsllm up` starts runs them from this checkout (the pull step sets the working
-directory to $DSLLM_REPO).
+directory to $DSLLM_REPO). It also (re)sets the concurrency limit of the training tag first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def deploy(s: Settings | None = None, prefect_file: Path = DEFAULT_PREFECT_FILE,
     prefect_file = Path(prefect_file).resolve()
     if not prefect_file.is_file():
         raise FileNotFoundError(f"{prefect_file} does not exist; pass --prefect-file with a prefect.yaml.")
+    from dsllm.services.control import ensure_concurrency_limit
+
+    ensure_concurrency_limit(s)  # the deployments' training tasks rely on it
     env = {**env_for("prefect-worker", s), "PREFECT_CLI_PROMPT": "false"}
     argv = [tool("prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s)

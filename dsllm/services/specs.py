@@ -27,6 +27,9 @@ from dsllm.services import procs
 REPO = Path(__file__).resolve().parents[2]
 POOL = "dsllm-process"
 WORKER_NAME = "dsllm-worker"
+TRAINING_TAG = "dsllm-training"
+"""Prefect tag of training tasks; the server holds a tag concurrency limit for it (`ensure_concurrency_limit`)."""
+TRAINING_SLOTS_ENV = "DSLLM_TRAINING_CONCURRENCY"  # how many training tasks may run at once (default 1)
 SERVERS = ("prefect", "mlflow", "ray")  # started together; the worker follows once they are healthy
 PORT_ENV = {"prefect": "DSLLM_PREFECT_PORT", "mlflow": "DSLLM_MLFLOW_PORT", "ray": "DSLLM_RAY_PORT"}
 DEFAULT_PORT = {"prefect": 4200, "mlflow": 5000, "ray": 6379}

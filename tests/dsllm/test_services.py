@@ -11,8 +11,12 @@ import io
 import json
 import os
 import random
+import re
 import shutil
+import subprocess
 import time
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import psutil
@@ -21,7 +25,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from dsllm import services
-from dsllm.services import POOL, REPO, Settings, procs
+from dsllm.services import POOL, REPO, TRAINING_TAG, Settings, procs
+from dsllm.services.specs import tool
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +84,8 @@ def test_up_starts_three_healthy_services_and_a_worker(stack):
         assert procs.port_open("127.0.0.1", settings.ports[name])
         assert (settings.home.run / f"{name}.pid").is_file() and (settings.home.logs / f"{name}.log").is_file()
     assert httpx.get(f"{settings.prefect_api}/work_pools/{POOL}").json()["type"] == "process"
+    limit = httpx.get(f"{settings.prefect_api}/concurrency_limits/tag/{TRAINING_TAG}").json()
+    assert limit["concurrency_limit"] == 1, limit  # two training tasks never run at once
     result = _cli("status")
     assert result.exit_code == 0, result.output
     assert f"Prefect UI  http://127.0.0.1:{settings.ports['prefect']}" in result.output
@@ -132,11 +139,59 @@ def test_deploy_registers_the_pipeline_with_a_parameter_form(stack):
     assert lr["description"] and "exclusiveMinimum" in lr  # docstrings and ranges reach the form
 
 
+# flow name -> (deployment, the parameters its form must show, the config class behind its `cfg`)
+STAGE_DEPLOYMENTS = {
+    "corpus": ("corpus", ["cfg"], "SourcesConfig"),
+    "data_prep": ("data_prep", ["corpus_uri", "cfg"], "DataConfig"),
+    "tokenizer": ("tokenizer", ["data_uri", "cfg"], "TokenizerConfig"),
+    "pack": ("pack", ["data_uri", "tokenizer_uri", "cfg"], "PackConfig"),
+    "pretrain": ("pretrain", ["pack_uri", "tokenizer_uri", "preset", "overrides", "config"], "PipelineConfig"),
+    "align": ("align", ["base_model_uri", "cfg"], "AlignConfig"),
+    "evaluate": ("evaluate", ["model_uri", "pack_uri", "cfg"], "EvalConfig"),
+    "evaluate_approved": ("evaluate_approved", ["model", "alias", "cfg", "pack_uri"], "EvalConfig"),
+}
+
+
+def test_every_flow_has_a_deployment_with_a_typed_form(stack):
+    settings, _ = stack
+    for flow, (name, params, config) in STAGE_DEPLOYMENTS.items():
+        record = services.deployment(settings, flow, name)
+        schema = record["parameter_openapi_schema"]
+        assert list(schema["properties"]) == params, flow
+        assert config in schema["definitions"], f"{flow}: {config} is not a form"
+        assert record["work_pool_name"] == POOL and "dsllm" in record["tags"]
+    required = services.deployment(settings, "data_prep", "data_prep")["parameter_openapi_schema"]["required"]
+    assert required == ["corpus_uri"]
+    full = services.deployment(settings, "evaluate_approved", "evaluate_approved")["parameter_openapi_schema"]
+    assert len(full["properties"]["cfg"]["default"]["tasks"]) > 6  # the full task set by default
+
+
+def _schedules(settings: Settings, flow: str, name: str) -> list[dict]:
+    record = services.deployment(settings, flow, name)
+    return httpx.get(f"{settings.prefect_api}/deployments/{record['id']}/schedules", timeout=10).json()
+
+
+def test_schedules_nightly_evaluation_and_an_inactive_weekly_retrain(stack):
+    settings, _ = stack
+    (nightly,) = _schedules(settings, "evaluate_approved", "evaluate_approved")
+    assert (nightly["schedule"]["cron"], nightly["schedule"]["timezone"], nightly["active"]) == ("0 2 * * *", "UTC", True)
+    (weekly,) = _schedules(settings, "pipeline", "pipeline")
+    assert (weekly["schedule"]["cron"], weekly["active"], weekly["parameters"]) == ("0 3 * * 6", False, {"preset": "small"})
+    env = {**os.environ, **services.client_env(settings), "COLUMNS": "200"}
+    listed = subprocess.run([tool("prefect"), "deployment", "schedule", "ls", "evaluate_approved/evaluate_approved"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "cron: 0 2 * * *" in listed.stdout, listed.stdout + listed.stderr
+
+
 def _run_deployment(settings: Settings, flow: str, name: str, parameters: dict) -> dict:
     """Create a flow run through the API and wait for the worker to finish it."""
     record = services.deployment(settings, flow, name)
     run = httpx.post(f"{settings.prefect_api}/deployments/{record['id']}/create_flow_run",
                      json={"parameters": parameters}, timeout=10).json()
+    return _wait_final(settings, run)
+
+
+def _wait_final(settings: Settings, run: dict) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
         run = httpx.get(f"{settings.prefect_api}/flow_runs/{run['id']}", timeout=10).json()
@@ -164,6 +219,41 @@ def test_worker_runs_a_deployment_against_all_services(stack, tmp_path):
     assert list(settings.home.mlflow_artifacts.rglob(f"{seen['mlflow_run']}/artifacts/note.txt"))
 
 
+def _alias_event(model: str, alias: str, version: str) -> dict:
+    """The event flows and the CLI publish when an alias moves (CONTRACT-S2)."""
+    return {"id": str(uuid.uuid4()), "occurred": datetime.now(UTC).isoformat(), "event": "dsllm.model.alias.moved",
+            "resource": {"prefect.resource.id": f"mlflow.model.{model}", "dsllm.model": model, "dsllm.alias": alias,
+                         "dsllm.version": version}}
+
+
+def test_an_approved_alias_event_triggers_its_deployment(stack):
+    """The trigger block of tests/dsllm/prefect-worker-check.yaml (deploy_demo's, on a stand-in flow)."""
+    settings, _ = stack
+    record = services.deployment(settings, "alias-check", "alias-check")  # deployed by the test above
+    automations = httpx.post(f"{settings.prefect_api}/automations/filter", json={}, timeout=10).json()
+    assert any(a["actions"][0].get("deployment_id") == record["id"] for a in automations)
+    events = [_alias_event("dsllm-chat", "previous", "2"), _alias_event("dsllm-chat", "approved", "3")]
+    assert httpx.post(f"{settings.prefect_api}/events", json=events, timeout=10).status_code == 204
+    runs = _wait_for_runs(settings, record["id"], 1)
+    assert runs[0]["parameters"] == {"model": "dsllm-chat", "alias": "approved", "version": "3"}
+    run = _wait_final(settings, runs[0])
+    assert run["state"]["type"] == "COMPLETED", procs.tail(settings.home.logs / "prefect-worker.log", 40)
+    assert json.loads((settings.home.root / "alias-moved.json").read_text())["version"] == "3"
+    # both events were handled in order before the approved run finished: `previous` started nothing
+    assert len(_wait_for_runs(settings, record["id"], 1)) == 1
+
+
+def _wait_for_runs(settings: Settings, deployment_id: str, n: int, timeout_s: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = httpx.post(f"{settings.prefect_api}/flow_runs/filter", timeout=10,
+                          json={"deployments": {"id": {"any_": [deployment_id]}}}).json()
+        if len(runs) >= n or time.monotonic() > deadline:
+            assert len(runs) >= n, f"no flow run of the triggered deployment after {timeout_s} s"
+            return runs
+        time.sleep(1)
+
+
 def test_worker_runs_the_pipeline_deployment_on_tiny(stack, tmp_path):
     settings, _ = stack
     text = tmp_path / "tiny.txt"
@@ -177,12 +267,43 @@ def test_worker_runs_the_pipeline_deployment_on_tiny(stack, tmp_path):
     runs = httpx.post(f"{settings.url('mlflow')}/api/2.0/mlflow/runs/search",
                       json={"experiment_ids": [_experiment_id(settings, "dsllm")]}, timeout=10).json()
     assert any(r["info"]["run_name"] == "pipeline-tiny" for r in runs.get("runs", []))
+    _check_lineage_links(settings, runs["runs"])
+
+
+def _check_lineage_links(settings: Settings, runs: list[dict]) -> None:
+    """The corpus stage's Prefect link artifact opens its run in the MLflow UI; the pipeline table lists it."""
+    artifacts = httpx.post(f"{settings.prefect_api}/artifacts/filter", timeout=10,
+                           json={"artifacts": {"key": {"any_": ["dsllm-corpus-mlflow", "dsllm-pipeline-lineage"]}}}).json()
+    by_key = {a["key"]: a["data"] for a in artifacts}
+    link = re.search(r"\]\((http://[^)]+)\)", by_key["dsllm-corpus-mlflow"]).group(1)
+    experiment, run_id = re.fullmatch(rf"{settings.url('mlflow')}/#/experiments/(\w+)/runs/(\w+)", link).groups()
+    corpus = next(r for r in runs if r["info"]["run_id"] == run_id)
+    assert corpus["info"]["run_name"] == "corpus" and corpus["info"]["experiment_id"] == experiment
+    uri = next(t["value"] for t in corpus["data"]["tags"] if t["key"] == "dsllm.artifact_uri")
+    assert httpx.get(link.split("#")[0], timeout=10).status_code == 200  # the MLflow UI page itself
+    assert f"| corpus | `{uri}` |" in by_key["dsllm-pipeline-lineage"]
 
 
 def _experiment_id(settings: Settings, name: str) -> str:
     resp = httpx.get(f"{settings.url('mlflow')}/api/2.0/mlflow/experiments/get-by-name",
                      params={"experiment_name": name}, timeout=10)
     return resp.json()["experiment"]["experiment_id"]
+
+
+def test_the_kubernetes_pool_template_is_accepted_by_the_server(stack):
+    """infra/prefect/base-job-template.json, as `prefect work-pool create --base-job-template` sends it."""
+    settings, _ = stack
+    template = json.loads((REPO / "infra/prefect/base-job-template.json").read_text())
+    created = httpx.post(f"{settings.prefect_api}/work_pools/", timeout=10, json={
+        "name": "dsllm-k8s-check", "type": "kubernetes", "base_job_template": template})
+    assert created.status_code == 201, created.text
+    stored = httpx.get(f"{settings.prefect_api}/work_pools/dsllm-k8s-check", timeout=10).json()
+    assert stored["base_job_template"]["variables"]["properties"]["shared_pvc"]["default"] == "dsllm-shared"
+    broken = {**template, "job_configuration": {**template["job_configuration"], "extra": "{{ undeclared }}"}}
+    rejected = httpx.post(f"{settings.prefect_api}/work_pools/", timeout=10, json={
+        "name": "dsllm-k8s-broken", "type": "kubernetes", "base_job_template": broken})
+    assert rejected.status_code == 422, "the server checks placeholders against the variables"
+    httpx.delete(f"{settings.prefect_api}/work_pools/dsllm-k8s-check", timeout=10)
 
 
 def test_down_stops_everything_and_frees_the_ports(stack):

@@ -40,3 +40,11 @@ def worker_check(out: str, ray_task: bool = True) -> dict:
         ray.shutdown()
     Path(out).write_text(json.dumps(seen))
     return seen
+
+
+@flow(name="alias-check")
+def alias_check(model: str, alias: str, version: str) -> dict:
+    """Stands in for deploy_demo: records the parameters the alias-moved trigger rendered from the event."""
+    seen = {"model": model, "alias": alias, "version": version}
+    Path(os.environ["DSLLM_HOME"], "alias-moved.json").write_text(json.dumps(seen))
+    return seen

@@ -1,0 +1,73 @@
+"""The `registered_model` stage: one MLflow model version downloaded as a Hugging Face directory.
+
+cfg: {"name": <registered model>, "version": "<n>", "run_id": <the version's run>}, as resolved
+from an alias by the caller (`resolve_version`). A registered version never changes, so the artifact
+is keyed by these three and downloaded once; the evaluate stage then takes it like any model
+artifact (`dsllm://registered_model/<key>`, the model in `hf/`).
+
+The MLflow transformers flavor stores the weights in `model/` and the tokenizer in
+`components/tokenizer/`; both are copied into `hf/` without loading the model (a 67B model is never
+materialised just to be saved again). A version stored some other way is loaded with
+`mlflow.transformers.load_model(..., return_type="components")` and saved with `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from components.artifacts import StageSpec
+from components.home import Home
+
+
+def resolve_version(name: str, alias: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
+    """{"name", "version", "run_id", "tags"} of `name@alias`; None when the model or alias does not exist."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri or Home.resolve().mlflow_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return {"name": name, "version": str(version.version), "run_id": version.run_id, "tags": dict(version.tags)}
+
+
+def _check(cfg: dict) -> None:
+    missing = [k for k in ("name", "version", "run_id") if not cfg.get(k)]
+    if missing:
+        raise ValueError(f"registered_model needs name, version and run_id in its config; missing {missing}. "
+                         "Resolve an alias first with resolve_version(name, alias).")
+
+
+def work(cfg: dict, inputs: dict[str, Path], out_dir: Path) -> dict:
+    _check(cfg)
+    import mlflow
+
+    uri, tracking = f"models:/{cfg['name']}/{cfg['version']}", Home.resolve().mlflow_uri
+    hf = out_dir / "hf"
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking))
+        if (local / "model" / "config.json").is_file():
+            shutil.copytree(local / "model", hf)
+            if (local / "components" / "tokenizer").is_dir():
+                shutil.copytree(local / "components" / "tokenizer", hf, dirs_exist_ok=True)
+        else:
+            mlflow.set_tracking_uri(tracking)
+            parts = mlflow.transformers.load_model(uri, return_type="components")
+            parts["model"].save_pretrained(hf)
+            parts["tokenizer"].save_pretrained(hf)
+    files = [p for p in hf.rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+def key_config(cfg: dict) -> dict:
+    _check(cfg)
+    return {k: str(cfg[k]) for k in ("name", "version", "run_id")}
+
+
+STAGE = StageSpec("registered_model", 1, work, key_config)
