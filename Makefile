@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Start the services, run the whole pipeline on $(PRESET), print where to look.
+# Start the services, run the whole pipeline on $(PRESET), serve the approved chat model, print where to look.
 pipeline: install
 	$(BIN)/dsllm up
 	$(BIN)/dsllm deploy
 	$(BIN)/dsllm pipeline --preset $(PRESET)
+	$(BIN)/dsllm demo up
 	$(BIN)/dsllm status
+	$(BIN)/dsllm demo status
 
 # Every tier but gpu; tests that connect the process to a Ray cluster of their own run in a second process.
 test: install
