@@ -298,9 +298,9 @@ class StudyConfig(StageConfig):
     """Layers of the fixed small model of the grid (its heads and FFN follow the shape rules below)."""
     hp_d_model: int = Field(default=64, ge=16, le=32768)
     """Width of the fixed small model of the grid (a multiple of head_dim)."""
-    batch_tokens: list[int] = [512, 1024, 2048, 4096]
+    batch_tokens: list[int] = [256, 512, 1024, 2048]
     """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len)."""
-    learning_rates: list[float] = [1e-3, 3e-3, 1e-2, 3e-2]
+    learning_rates: list[float] = [3e-4, 1e-3, 3e-3, 1e-2]
     """Peak learning rates of the grid."""
     near_optimal: float = Field(default=0.01, gt=0, le=0.5)
     """The near-optimal band: grid runs within this relative margin of their budget's best loss enter the
@@ -315,9 +315,9 @@ class StudyConfig(StageConfig):
     """Width per layer of the shape ladder (d_model ≈ aspect · n_layer; DeepSeek 7B 4096/30, 67B 8192/95)."""
     head_dim: int = Field(default=16, ge=8, le=512)
     """Attention head size of every study model (d_model is a multiple of it; n_kv_head = n_head)."""
-    micro_batch: int = Field(default=4, ge=1, le=4096)
+    micro_batch: int = Field(default=2, ge=1, le=4096)
     """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all."""
-    val_batches: int = Field(default=16, ge=1, le=100_000)
+    val_batches: int = Field(default=32, ge=1, le=100_000)
     """Validation micro-batches per domain at the end of each trial."""
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)
     """Warmup steps as a share of each trial's steps (at least one step)."""

@@ -27,6 +27,7 @@ STAGE_MODULES: dict[str, str] = {
     "sft": "components.align.sft",
     "dpo": "components.align.dpo",
     "evaluate": "components.evaluate.stage",
+    "scaling": "components.scaling.stage",
 }
 
 

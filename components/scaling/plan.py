@@ -10,6 +10,7 @@ result, so the same run planned twice (or by a resumed study) is trained once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -27,9 +28,13 @@ overhead that dominates tiny models ..."""
 FLOPS_PER_SECOND = 2.5e10
 """... plus M·D at this rate, and a fixed start-up per trial."""
 STARTUP_SECONDS = 3.0
-LAYOUT_FIELDS = {"eval_every", "checkpoint_every", "num_workers", "use_gpu", "strategy", "micro_batch", "compile",
-                 "max_failures", "cpus_per_worker", "peak_flops", "keep_checkpoints"}
-"""Pretrain fields that do not change a trial's result (they stay out of its id)."""
+LAYOUT_FIELDS = {"eval_every", "checkpoint_every", "num_workers", "use_gpu", "strategy", "compile", "max_failures",
+                 "cpus_per_worker", "peak_flops", "keep_checkpoints"}
+"""Pretrain fields that do not change a trial's result (they stay out of its id). micro_batch stays in: with
+val_batches it sets how many validation windows the final loss averages."""
+DRIVER_CPUS = 0.01
+"""What each trial's Tune driver reserves; the trial's workers get trial_cpus less this, so the drivers and
+workers of `cluster CPUs // trial_cpus` concurrent trials fit exactly (else one trial waits for another)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Shape:
         return base.model_copy(update={"n_layer": self.n_layer, "d_model": self.d_model, "n_head": self.n_head,
                                        "n_kv_head": self.n_head, "d_ffn": self.d_ffn})
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - shapes are few, frozen and hashable
     def flops(self, seq_len: int) -> int:
         return flops_per_token(ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head,
                                            n_kv_head=self.n_head, d_ffn=self.d_ffn), seq_len)
@@ -138,7 +144,8 @@ def make_trial(kind: str, budget: float, model: ModelConfig, base: PretrainConfi
         "total_tokens": steps * batch, "batch_tokens": batch, "lr": float(f"{lr:.4g}"),
         "warmup_steps": max(1, round(study.warmup_fraction * steps)), "micro_batch": study.micro_batch,
         "eval_every": steps, "checkpoint_every": steps, "val_batches": study.val_batches,
-        "num_workers": study.trial_workers, "cpus_per_worker": study.trial_cpus, "seed": study.seed,
+        "num_workers": study.trial_workers, "seed": study.seed,
+        "cpus_per_worker": study.trial_cpus - DRIVER_CPUS / max(study.trial_workers, 1),
         "keep_checkpoints": False})
     return Trial(kind, budget, model.model_dump(), pretrain.model_dump(), m, steps * batch, dict(extra))
 

@@ -123,8 +123,8 @@ def _validate(s: Study, laws: dict, iso_fit: dict) -> dict:
     shape_model = s.model.model_copy(update={k: rec[k] for k in ("n_layer", "d_model", "n_head", "n_kv_head",
                                                                   "d_ffn")})
     validation_cfg = s.cfg
-    if s.cfg.trial_workers == 0:  # alone on the cluster: every trial slot's CPUs, less the driver's 0.01
-        validation_cfg = s.cfg.model_copy(update={"trial_cpus": s.cfg.trial_cpus * s.concurrency() - 0.01})
+    if s.cfg.trial_workers == 0:  # alone on the cluster: the CPUs of every trial slot
+        validation_cfg = s.cfg.model_copy(update={"trial_cpus": s.cfg.trial_cpus * s.concurrency()})
     trial = make_trial("validate", budget, shape_model, s.base, validation_cfg, s.seq_len, rec["batch_tokens"],
                        rec["lr"])
     out = {"budget": budget, "recommendation": rec, "trained": False}

@@ -1,7 +1,7 @@
 """Run study trials with Ray Tune over the project's pretraining, and remember every finished one.
 
 Each Tune trial is a driver function holding 0.01 CPU (so drivers never take the cores the training
-needs: no deadlock on 2 CPUs). The driver checks the trial with `trainer.plan` and trains it with
+needs: no deadlock on 2 CPUs; the trial's workers take trial_cpus - 0.01). The driver checks the trial with `trainer.plan` and trains it with
 `trainer.fit`: a distributed `TorchTrainer` when `trial_workers >= 1`, or Ray Train's local mode in a Ray
 task holding the trial's CPUs when `trial_workers == 0` (Ray reuses task processes, so no worker group
 and no torch import per trial; local mode cannot run inside the Tune session's own process).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ray import tune
 
-from components.scaling.plan import Trial
+from components.scaling.plan import DRIVER_CPUS, Trial
 
 log = logging.getLogger("dsllm.scaling")
 RESULTS = "results.jsonl"
@@ -157,7 +157,7 @@ def run_trials(trials: list[Trial], work_dir: Path, pack: Path, tokenizer: Path,
     bar = tqdm(total=len(todo), desc=f"scaling {name}", unit="trial") if progress else None
     recorder = Recorder(work_dir, tracker, bar)
     tuner = tune.Tuner(
-        tune.with_resources(drive, {"CPU": 0.01}),
+        tune.with_resources(drive, {"CPU": DRIVER_CPUS}),
         param_space=space,
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", verbose=0,
