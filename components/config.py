@@ -312,6 +312,91 @@ class RegistryConfig(StageConfig):
         return self
 
 
+class StudyConfig(StageConfig):
+    """The scaling-law study (DeepSeek LLM §3): a batch-size × learning-rate grid at small budgets for
+    eta_opt(C) and B_opt(C), then IsoFLOP profiles for M_opt(C) and D_opt(C), with bootstrap intervals.
+    Every trial is a real pretraining run (model + pretrain config at D = C / M tokens)."""
+
+    budget_min: float = Field(default=1e11, gt=0)
+    """Smallest compute budget C = M·D in FLOPs (M = non-embedding FLOPs per token, D = tokens)."""
+    budget_max: float = Field(default=1e12, gt=0)
+    """Largest compute budget C in FLOPs (the default fits 2 CPU cores in about an hour)."""
+    n_budgets: int = Field(default=4, ge=2, le=32)
+    """Compute budgets, log-spaced from budget_min to budget_max."""
+    hp_budgets: int = Field(default=3, ge=2, le=32)
+    """How many of the smallest budgets get the batch-size × learning-rate grid."""
+    iso_budgets: int = Field(default=3, ge=2, le=32)
+    """How many of the largest budgets get an IsoFLOP profile (run with the fitted eta_opt and B_opt)."""
+    hp_n_layer: int = Field(default=2, ge=1, le=256)
+    """Layers of the fixed small model of the grid (its heads and FFN follow the shape rules below)."""
+    hp_d_model: int = Field(default=64, ge=16, le=32768)
+    """Width of the fixed small model of the grid (a multiple of head_dim)."""
+    batch_tokens: list[int] = [256, 512, 1024, 2048]
+    """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len)."""
+    learning_rates: list[float] = [3e-4, 1e-3, 3e-3, 1e-2]
+    """Peak learning rates of the grid."""
+    near_optimal: float = Field(default=0.01, gt=0, le=0.5)
+    """The near-optimal band: grid runs within this relative margin of their budget's best loss enter the
+    eta/B fits (the paper used 0.25% of the generalization error with a much denser grid)."""
+    iso_shapes: int = Field(default=7, ge=3, le=16)
+    """Model shapes per IsoFLOP profile (DeepSeek used 7-10)."""
+    iso_span: float = Field(default=16.0, gt=1, le=1e4)
+    """Ratio between the largest and the smallest M of a profile (log-spaced between)."""
+    iso_tokens_per_m: float = Field(default=8.0, gt=0, le=1e6)
+    """Profiles are centred where D/M equals this (the paper's laws put the optimum near 9 at 1e12 FLOPs)."""
+    aspect: float = Field(default=32.0, ge=1, le=4096)
+    """Width per layer of the shape ladder (d_model ≈ aspect · n_layer; DeepSeek 7B 4096/30, 67B 8192/95)."""
+    head_dim: int = Field(default=16, ge=8, le=512)
+    """Attention head size of every study model (d_model is a multiple of it; n_kv_head = n_head)."""
+    micro_batch: int = Field(default=2, ge=1, le=4096)
+    """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all."""
+    val_batches: int = Field(default=32, ge=1, le=100_000)
+    """Validation micro-batches per domain at the end of each trial."""
+    warmup_fraction: float = Field(default=0.05, ge=0, lt=1)
+    """Warmup steps as a share of each trial's steps (at least one step)."""
+    min_steps: int = Field(default=12, ge=1)
+    """Planned trials with fewer optimizer steps are skipped and counted (too short to compare)."""
+    bootstrap: int = Field(default=1000, ge=20, le=100_000)
+    """Bootstrap resamples for the confidence intervals."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """Confidence level of the intervals."""
+    validate_factor: float = Field(default=10.0, ge=1, le=1e6)
+    """The validation run's budget as a multiple of the largest IsoFLOP budget."""
+    validation_run: bool = True
+    """Train the recommended model at the validation budget and compare its loss with the prediction."""
+    target_budget: float | None = Field(default=None, gt=0)
+    """Budget of the stored recommendation (`dsllm pipeline --from-scaling-study`); None = the validation
+    budget."""
+    trial_workers: int = Field(default=0, ge=0, le=4096)
+    """Ray Train workers per trial: 0 trains in Ray Train's local mode inside a reused Ray task (no worker
+    group to start per trial; measured 0.4 s against ~70 s on a busy 2-core machine); >= 1 fits a
+    distributed TorchTrainer per trial (clusters, GPUs: set pretrain.use_gpu)."""
+    trial_cpus: float = Field(default=1.0, gt=0, le=1024)
+    """CPUs per trial worker (its torch threads)."""
+    max_concurrent: int | None = Field(default=None, ge=1, le=100_000)
+    """Trials at once; None = the cluster's CPUs // (trial_cpus × workers)."""
+    seed: int = 0
+    """Seed of every trial's weights and data order, and of the bootstrap."""
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> StudyConfig:
+        if self.budget_max <= self.budget_min:
+            raise ValueError(f"scaling.budget_max ({self.budget_max:g}) must exceed scaling.budget_min "
+                             f"({self.budget_min:g})")
+        for name in ("hp_budgets", "iso_budgets"):
+            if getattr(self, name) > self.n_budgets:
+                raise ValueError(f"scaling.{name} ({getattr(self, name)}) must be <= scaling.n_budgets "
+                                 f"({self.n_budgets})")
+        if not self.batch_tokens or not self.learning_rates or min(self.batch_tokens) < 1 or \
+                min(self.learning_rates) <= 0 or max(self.learning_rates) > 1:
+            raise ValueError("scaling.batch_tokens and scaling.learning_rates need at least one value each; "
+                             "batch sizes >= 1 token, learning rates in (0, 1]")
+        if self.hp_d_model % self.head_dim:
+            raise ValueError(f"scaling.hp_d_model ({self.hp_d_model}) must be a multiple of scaling.head_dim "
+                             f"({self.head_dim})")
+        return self
+
+
 class PipelineConfig(StageConfig):
     """The whole recipe: one config per stage."""
 
@@ -326,6 +411,7 @@ class PipelineConfig(StageConfig):
     align: AlignConfig = AlignConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
+    scaling: StudyConfig = StudyConfig()
 
     @model_validator(mode="after")
     def _stages_agree(self) -> PipelineConfig:

@@ -26,6 +26,7 @@ from components.config import (
     PretrainConfig,
     RegistryConfig,
     SourcesConfig,
+    StudyConfig,
     TokenizerConfig,
 )
 from components.names import did_you_mean
@@ -110,6 +111,17 @@ def deepseek_67b() -> PipelineConfig:
     return _deepseek(95, 8192, 64, 8, 22016, 4608, 3.2e-4, workers=256, micro=2,
                      sft_epochs=2, sft_lr=5e-6, name="deepseek_67b")
 
+
+def tiny_study() -> StudyConfig:
+    """A scaling study of a few dozen seconds of training (the tests): 8 grid runs, 2 IsoFLOP profiles of
+    4 shapes and a validation run, on the tiny preset's pack."""
+    return StudyConfig(budget_min=1.5e9, budget_max=6e9, n_budgets=3, hp_budgets=2, iso_budgets=2, hp_n_layer=1,
+                       hp_d_model=32, batch_tokens=[512, 1024], learning_rates=[3e-3, 3e-2], iso_shapes=4, iso_span=8,
+                       iso_tokens_per_m=0.5, min_steps=8, val_batches=8, bootstrap=200, validate_factor=2)
+
+
+STUDIES: dict[str, Callable[[], StudyConfig]] = {"default": StudyConfig, "tiny": tiny_study}
+"""Named scaling studies (the `scaling` section of a config): `dsllm scaling run --study tiny`."""
 
 PRESETS: dict[str, Callable[[], PipelineConfig]] = {
     "tiny": tiny, "small": small, "deepseek_7b": deepseek_7b, "deepseek_67b": deepseek_67b,

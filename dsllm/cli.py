@@ -17,6 +17,7 @@ from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
 from dsllm import cli_registry, cli_services
 from dsllm.cli_demo import demo_app
+from dsllm.cli_scaling import recommended_overrides, scaling_app
 from dsllm.cli_sources import sources_app
 
 export_env()
@@ -27,6 +28,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(sources_app, name="sources")
 app.add_typer(demo_app, name="demo")
+app.add_typer(scaling_app, name="scaling")
 cli_services.register(app)
 cli_registry.register(app)
 console = Console()
@@ -94,9 +96,14 @@ def artifacts_gc(
 
 @app.command()
 def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-             until: Annotated[str | None, typer.Option(help="Stop after this stage")] = None) -> None:
+             until: Annotated[str | None, typer.Option(help="Stop after this stage")] = None,
+             from_scaling_study: Annotated[str | None, typer.Option(
+                 help="Model and pretraining from a scaling study's recommendation (dsllm://scaling/<key>, its "
+                      "folder or MLflow run id); --set still wins")] = None) -> None:
     """Run the whole pipeline (validated config first; finished stages are reused)."""
     cfg = resolve_config(preset, config, set_)
+    if from_scaling_study:
+        cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg) + (set_ or []))
     use_services()
     from flows.pipeline import STEPS
     from flows.pipeline import pipeline as pipeline_flow

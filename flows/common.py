@@ -30,6 +30,7 @@ STAGE_MODULES: dict[str, str] = {
     "dpo": "components.align.dpo",
     "evaluate": "components.evaluate.stage",
     "registered_model": "components.evaluate.registered",
+    "scaling": "components.scaling.stage",
 }
 
 

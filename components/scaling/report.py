@@ -1,0 +1,175 @@
+"""The study's report under report/: scaling.md and PNGs a person looks at.
+
+- hp_grid.png: final loss over learning rate × batch size per budget, near-optimal runs ringed;
+- isoflop.png: loss against M per budget with the fitted parabolas and their minima;
+- laws.png: eta_opt, B_opt, M_opt, D_opt against C, our fits with bootstrap bands and the paper's laws;
+- loss_law.png: the loss at the IsoFLOP minima, its law, and the validation run (predicted and measured).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from components.scaling.fit import PAPER, Law  # noqa: E402
+
+TITLES = {"eta": "learning rate η_opt", "batch": "batch size B_opt (tokens)", "m": "model scale M_opt (FLOPs/token)",
+          "d": "data scale D_opt (tokens)"}
+
+
+def write(folder: Path, result: dict, hp: dict, iso_fit: dict, hp_rows: list[dict], iso_rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    hp_grid(folder / "hp_grid.png", hp_rows, {r["id"] for r in hp["band"]})
+    isoflop(folder / "isoflop.png", iso_rows, iso_fit["minima"])
+    laws(folder / "laws.png", result, hp, iso_fit, hp_rows)
+    loss_law(folder / "loss_law.png", result, iso_fit)
+    (folder / "scaling.md").write_text(markdown(result))
+
+
+def _budget_groups(rows: list[dict]) -> dict[float, list[dict]]:
+    groups: dict[float, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["budget"], []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def hp_grid(path: Path, rows: list[dict], band: set[str]) -> None:
+    groups = _budget_groups(rows)
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4.2 * max(len(groups), 1), 3.8), squeeze=False)
+    for ax, (budget, runs) in zip(axes[0], groups.items(), strict=False):
+        finite = [r for r in runs if np.isfinite(r["loss"])]
+        scatter = ax.scatter([r["lr"] for r in finite], [r["batch"] for r in finite], c=[r["loss"] for r in finite],
+                             cmap="viridis_r", s=160)
+        for r in finite:
+            ax.annotate(f"{r['loss']:.3f}", (r["lr"], r["batch"]), fontsize=7, ha="center", va="bottom",
+                        xytext=(0, 7), textcoords="offset points")
+        near = [r for r in finite if r["id"] in band]
+        ax.scatter([r["lr"] for r in near], [r["batch"] for r in near], s=320, facecolors="none", edgecolors="red")
+        ax.set(xscale="log", yscale="log", title=f"C = {budget:.3g}", xlabel="learning rate",
+               ylabel="batch (tokens)")
+        fig.colorbar(scatter, ax=ax, label="val loss")
+    fig.suptitle("grid: final validation loss (red rings: near-optimal band)")
+    _save(fig, path)
+
+
+def isoflop(path: Path, rows: list[dict], minima: list[dict]) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (budget, runs), color in zip(_budget_groups(rows).items(), plt.cm.plasma(np.linspace(0, 0.85, 8)),
+                                     strict=False):
+        runs = sorted((r for r in runs if np.isfinite(r["loss"])), key=lambda r: r["m"])
+        m, loss = np.array([r["m"] for r in runs], float), np.array([r["loss"] for r in runs], float)
+        ax.scatter(m, loss, color=color, label=f"C = {budget:.3g}")
+        if len(np.unique(m)) >= 3:
+            coef = np.polyfit(np.log(m), loss, 2)
+            xs = np.geomspace(m.min(), m.max(), 100)
+            ax.plot(xs, np.polyval(coef, np.log(xs)), color=color, alpha=0.7)
+        best = next((x for x in minima if x["budget"] == budget), None)
+        if best:
+            ax.scatter([best["m_opt"]], [best["loss"]], marker="*", s=220, color=color, edgecolors="black")
+    ax.set(xscale="log", xlabel="M (non-embedding FLOPs/token)", ylabel="val loss", title="IsoFLOP profiles (★ minimum)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _band(ax, boot, cs, color) -> None:
+    if not boot:
+        return
+    values = np.array([[k * c ** e for c in cs] for k, e in boot], dtype=float)
+    ax.fill_between(cs, np.nanpercentile(values, 2.5, axis=0), np.nanpercentile(values, 97.5, axis=0),
+                    color=color, alpha=0.2, label="95% bootstrap band")
+
+
+def laws(path: Path, result: dict, hp: dict, iso_fit: dict, hp_rows: list[dict]) -> None:
+    budgets = [r["budget"] for r in hp_rows] + [m["budget"] for m in iso_fit["minima"]]
+    cs = np.geomspace(min(budgets) / 2, result["validation"]["budget"] * 2, 60)
+    points = {"eta": [(r["budget"], r["lr"]) for r in hp["band"]], "batch": [(r["budget"], r["batch"]) for r in hp["band"]],
+              "m": [(m["budget"], m["m_opt"]) for m in iso_fit["minima"]],
+              "d": [(m["budget"], m["budget"] / m["m_opt"]) for m in iso_fit["minima"]]}
+    boots = {"eta": hp["boot"]["eta"], "batch": hp["boot"]["batch"], "m": iso_fit["boot"]["m"], "d": iso_fit["boot"]["d"]}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for ax, name in zip(axes.flat, ("eta", "batch", "m", "d"), strict=True):
+        law = Law.from_dict(result["laws"][name])
+        _band(ax, boots[name], cs, "tab:blue")
+        ax.plot(cs, law(cs), color="tab:blue", label=f"ours {law.coef:.4g}·C^{law.exponent:.4f}")
+        coef, exp = PAPER[name]
+        ax.plot(cs, coef * cs ** exp, "--", color="tab:gray", label=f"DeepSeek {coef}·C^{exp}")
+        xs, ys = zip(*points[name], strict=True) if points[name] else ((), ())
+        ax.scatter(xs, ys, color="tab:blue", s=18, zorder=3)
+        ax.set(xscale="log", yscale="log", xlabel="C (FLOPs)", title=TITLES[name])
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle("fitted laws (points: near-optimal grid runs / IsoFLOP minima)")
+    _save(fig, path)
+
+
+def loss_law(path: Path, result: dict, iso_fit: dict) -> None:
+    val = result["validation"]
+    law = Law.from_dict(result["laws"]["loss"])
+    cs = np.geomspace(min(m["budget"] for m in iso_fit["minima"]) / 2, val["budget"] * 2, 60)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _band(ax, iso_fit["boot"]["loss"], cs, "tab:green")
+    ax.plot(cs, law(cs), color="tab:green", label=f"L_opt = {law.coef:.4g}·C^{law.exponent:.4f}")
+    ax.scatter([m["budget"] for m in iso_fit["minima"]], [m["loss"] for m in iso_fit["minima"]], color="tab:green",
+               label="IsoFLOP minima")
+    if "predicted" in val:
+        ax.errorbar([val["compute"]], [val["predicted"]], yerr=[[val["predicted"] - val["predicted_low"]],
+                    [val["predicted_high"] - val["predicted"]]], fmt="s", color="tab:orange", capsize=4,
+                    label="predicted (validation)")
+    if "actual" in val:
+        ax.scatter([val["compute"]], [val["actual"]], marker="x", s=90, color="black", label="measured (validation)")
+    ax.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel="val loss", title="loss at the compute-optimal allocation")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _ci(law: dict, key: str) -> str:
+    low, high = law[f"{key}_ci"]
+    return f"[{low:.4g}, {high:.4g}]"
+
+
+def markdown(result: dict) -> str:
+    study, counts, val, rec = result["study"], result["counts"], result["validation"], result["recommendation"]
+    lines = ["# Scaling-law study", "",
+             f"Budgets {study['budget_min']:.3g} – {study['budget_max']:.3g} FLOPs ({study['n_budgets']} log-spaced; "
+             f"grid on the {study['hp_budgets']} smallest, IsoFLOP on the {study['iso_budgets']} largest), "
+             f"seq_len {result['seq_len']}; {result['seconds'] / 60:.1f} min.", "",
+             "Trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", "",
+             "## Laws (ours beside DeepSeek LLM's)", "",
+             f"| law | ours: coefficient | exponent | {study['confidence']:.0%} CI of exponent | CI of coefficient | "
+             "DeepSeek |", "|---|---|---|---|---|---|"]
+    for name, label in (("eta", "η_opt = a·C^α"), ("batch", "B_opt = b·C^β"), ("m", "M_opt = M_base·C^a"),
+                        ("d", "D_opt = D_base·C^b"), ("loss", "L_opt = L·C^γ")):
+        law = result["laws"][name]
+        paper = PAPER.get(name)
+        lines.append(f"| {label} | {law['coef']:.4g} | {law['exponent']:.4f} | {_ci(law, 'exponent')} | "
+                     f"{_ci(law, 'coef')} | {f'{paper[0]}·C^{paper[1]}' if paper else '—'} |")
+    lines += ["", "## IsoFLOP minima", "", "| C | M_opt | D_opt | loss | parabola |", "|---|---|---|---|---|"]
+    lines += [f"| {m['budget']:.3g} | {m['m_opt']:.3g} | {m['budget'] / m['m_opt']:.3g} | {m['loss']:.4f} | "
+              f"{'fitted' if m['fitted'] else 'best point (no minimum inside)'} |" for m in result["minima"]]
+    lines += ["", f"## Recommendation for C = {rec['budget']:.3g}", "",
+              f"n_layer {rec['n_layer']}, d_model {rec['d_model']}, heads {rec['n_head']}, d_ffn {rec['d_ffn']} "
+              f"(M = {rec['m']:.3g}; M_opt {rec['m_opt']:.3g}), {rec['tokens']:,} tokens, batch {rec['batch_tokens']} "
+              f"tokens, lr {rec['lr']:.4g}, warmup {rec['warmup_steps']} steps.", "",
+              "## Validation", ""]
+    if "predicted" in val:
+        lines.append(f"At C = {val['compute']:.3g} ({val['budget']:.3g} planned): predicted loss {val['predicted']:.4f} "
+                     f"[{val['predicted_low']:.4f}, {val['predicted_high']:.4f}]"
+                     + (f", measured {val['actual']:.4f} (error {val['relative_error']:+.1%})." if "actual" in val
+                        else ", not trained."))
+    else:
+        lines.append(val.get("reason", "not run"))
+    lines += ["", "![grid](hp_grid.png)", "![isoflop](isoflop.png)", "![laws](laws.png)", "![loss](loss_law.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""The scaling StageSpec: pack + tokenizer artifacts in, fitted laws, recommendation and report out.
+
+inputs {"pack": uri, "tokenizer": uri}; config: the whole `PipelineConfig` (its `scaling` section is the
+study; model and pretrain give everything a trial does not set itself: vocabulary, context, precision,
+schedule, optimizer). Output: laws.json, results.jsonl (every trial), skipped.json, report/ (scaling.md,
+laws.json, PNGs). Trials train under `<home>/scaling/<key>`, so a killed study resumes there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from components.artifacts import StageSpec, stage_key
+from components.config import PipelineConfig
+from components.home import Home
+from components.scaling.plan import LAYOUT_FIELDS
+from components.scaling.study import run_study
+
+NAME, VERSION = "scaling", 1
+SHAPE = {"n_layer", "d_model", "n_head", "n_kv_head", "d_ffn"}
+PER_TRIAL = {"total_tokens", "batch_tokens", "lr", "warmup_steps", "val_batches", "seed"}
+
+
+def key_config(cfg: PipelineConfig) -> dict:
+    return {"scaling": cfg.scaling.model_dump(mode="json", exclude={"trial_cpus", "max_concurrent"}), "model": cfg.model.model_dump(mode="json", exclude=SHAPE),
+            "pretrain": cfg.pretrain.model_dump(mode="json", exclude=LAYOUT_FIELDS | PER_TRIAL),
+            "seq_len": cfg.pack.seq_len}
+
+
+def work_dir(cfg: PipelineConfig, inputs: dict[str, Path]) -> Path:
+    """`<home>/scaling/<artifact key>`: trial results survive a killed study."""
+    key = stage_key(NAME, VERSION, key_config(cfg), {name: Path(path).name for name, path in inputs.items()})
+    return Home.resolve().root / "scaling" / key
+
+
+def work(cfg: PipelineConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+    return run_study(cfg.scaling, cfg.model, cfg.pretrain, cfg.pack.seq_len, inputs["pack"], inputs["tokenizer"],
+                     work_dir(cfg, inputs), out_dir, Home.resolve().mlflow_uri,
+                     os.environ.get("DSLLM_MLFLOW_RUN_ID") or None)
+
+
+STAGE = StageSpec(NAME, VERSION, work, key_config)

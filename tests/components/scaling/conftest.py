@@ -1,0 +1,1 @@
+from tests.components.scaling.fixtures import ray_two_cpus, tiny_artifacts  # noqa: F401

@@ -1,0 +1,111 @@
+"""Planning: budgets, the grid, the shape ladder and IsoFLOP sets, trial configs and ids; config validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from components.config import StudyConfig
+from components.presets import load_config, tiny_study
+from components.scaling import plan
+
+pytestmark = pytest.mark.unit
+SEQ = 128
+
+
+@pytest.fixture
+def cfg():
+    return load_config("tiny")
+
+
+def test_budgets_are_log_spaced_and_split_between_phases():
+    study = StudyConfig(budget_min=1e11, budget_max=1e13, n_budgets=5, hp_budgets=3, iso_budgets=2)
+    assert plan.budgets(study) == [1e11, 3.16e11, 1e12, 3.16e12, 1e13]
+    assert plan.hp_budgets(study) == [1e11, 3.16e11, 1e12] and plan.iso_budgets(study) == [3.16e12, 1e13]
+
+
+def test_grid_trains_the_fixed_model_on_c_over_m_tokens(cfg):
+    study = StudyConfig()
+    trials, skipped = plan.plan_grid(study, cfg.model, cfg.pretrain, SEQ)
+    assert len(trials) + len(skipped) == study.hp_budgets * len(study.batch_tokens) * len(study.learning_rates)
+    assert len({t.id for t in trials}) == len(trials)
+    for t in trials:
+        assert (t.model["n_layer"], t.model["d_model"]) == (study.hp_n_layer, study.hp_d_model)
+        batch = t.pretrain["batch_tokens"]
+        assert t.tokens == t.pretrain["total_tokens"] and t.tokens % batch == 0
+        assert t.budget - batch * t.m < t.compute <= t.budget  # whole batches, never above the budget
+        assert t.pretrain["eval_every"] == t.tokens // batch and t.pretrain["micro_batch"] == study.micro_batch
+
+
+def test_trials_too_short_are_skipped_with_a_reason(cfg):
+    study = StudyConfig(budget_min=1e9, budget_max=1e12, min_steps=50)
+    trials, skipped = plan.plan_grid(study, cfg.model, cfg.pretrain, SEQ)
+    assert skipped and all("fewer than 50 steps" in s["reason"] for s in skipped)
+    assert all(t.tokens // t.pretrain["batch_tokens"] >= 50 for t in trials)
+
+
+def test_batch_sizes_that_do_not_fit_the_layout_are_refused(cfg):
+    with pytest.raises(ValueError, match="scaling.batch_tokens \\[700\\].*multiples of .* 512"):
+        plan.plan_grid(StudyConfig(batch_tokens=[512, 700], micro_batch=4), cfg.model, cfg.pretrain, SEQ)
+
+
+def test_ladder_grows_width_with_depth():
+    study = StudyConfig()
+    for s in plan.ladder(study, max_layers=12):
+        assert s.d_model % study.head_dim == 0 and s.n_head * study.head_dim == s.d_model
+        assert study.aspect / 2 <= s.d_model / s.n_layer <= study.aspect * 2
+        assert s.d_ffn % 16 == 0 and s.d_ffn >= 8 * s.d_model / 3
+
+
+def test_isoflop_sets_span_m_around_the_centre_at_fixed_compute(cfg):
+    study = StudyConfig(iso_shapes=8, iso_span=30, iso_tokens_per_m=2)
+    budget = 1e14
+    shapes = plan.iso_shapes(study, budget, SEQ)
+    ms = [s.flops(SEQ) for s in shapes]
+    assert ms == sorted(ms) and 6 <= len(ms) <= 8
+    centre = math.sqrt(budget / 2)
+    assert ms[0] < centre < ms[-1] and 10 < ms[-1] / ms[0] < 60
+    trials, _ = plan.plan_isoflop(study.model_copy(update={"n_budgets": 2, "budget_min": 5e13, "budget_max": budget,
+                                                           "hp_budgets": 2, "iso_budgets": 1}),
+                                  cfg.model, cfg.pretrain, SEQ, lambda c: 1e-2, lambda c: 3000.0)
+    assert {t.pretrain["batch_tokens"] for t in trials} == {3072} and {t.pretrain["lr"] for t in trials} == {0.01}
+    assert all(abs(t.compute - budget) <= 3072 * t.m for t in trials)
+
+
+def test_trial_id_ignores_layout_but_not_hyperparameters(cfg):
+    study = StudyConfig()
+    model = plan.shape(2, 64, 16).model(cfg.model)
+    one = plan.make_trial("hp", 1e12, model, cfg.pretrain, study, SEQ, 1024, 1e-3)
+    assert one.id == plan.make_trial("iso", 1e12, model, cfg.pretrain, study.model_copy(update={"trial_cpus": 2.0}),
+                                     SEQ, 1024, 1e-3).id
+    assert one.id != plan.make_trial("hp", 1e12, model, cfg.pretrain, study, SEQ, 1024, 2e-3).id
+
+
+def test_round_batch_is_a_multiple_nearest_in_log_space():
+    assert plan.round_batch(1157, 512) == 1024 and plan.round_batch(1600, 512) == 1536
+    assert plan.round_batch(10, 512) == 512
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("budget_max", 1e10, "must exceed scaling.budget_min"),
+    ("hp_budgets", 9, "must be <= scaling.n_budgets"),
+    ("hp_d_model", 40, "multiple of scaling.head_dim"),
+    ("learning_rates", [], "at least one value"),
+])
+def test_study_config_rejects_bad_values(field, value, words):
+    with pytest.raises(ValidationError, match=words):
+        StudyConfig(**{field: value})
+
+
+def test_bad_study_override_names_the_field():
+    from components.presets import ConfigError
+
+    with pytest.raises(ConfigError, match="scaling.near_optimal"):
+        load_config("tiny", overrides=["scaling.near_optimal=2"])
+
+
+def test_tiny_study_is_small(cfg):
+    trials, _ = plan.plan_grid(tiny_study(), cfg.model, cfg.pretrain, SEQ)
+    assert plan.estimate_seconds(trials, 2) < 60
