@@ -68,6 +68,24 @@ class Home:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
 
+def use_mlflow_experiment(name: str, home: Home | None = None, tracking_uri: str | None = None) -> str:
+    """Point MLflow at the tracking store and select experiment `name`, creating it with its artifacts in the
+    home (a local store) so nothing lands in ./mlruns; returns the experiment id."""
+    import mlflow
+
+    home = home or Home.resolve()
+    uri = tracking_uri or home.mlflow_uri
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        location = None if uri.startswith("http") else home.mlflow_artifacts.as_uri()
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
 def export_env(home: Home | None = None) -> Home:
     """Point Prefect at the home (before prefect is imported) and silence telemetry."""
     home = home or Home.resolve()

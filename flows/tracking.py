@@ -15,7 +15,7 @@ from typing import Any
 import mlflow
 
 from components.artifacts import StageResult, canonical
-from components.home import Home
+from components.home import Home, use_mlflow_experiment
 
 EXPERIMENT = "dsllm"
 _parent_run_id: str | None = None  # the pipeline's run; stage flows in the same process nest under it
@@ -23,17 +23,8 @@ _parent_run_id: str | None = None  # the pipeline's run; stage flows in the same
 
 def configure(home: Home | None = None, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the tracking store and make sure the experiment exists; returns its id."""
-    home = home or Home.resolve()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    mlflow.set_tracking_uri(home.mlflow_uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        experiment_id = found.experiment_id
-    else:
-        location = None if home.mlflow_uri.startswith("http") else home.mlflow_artifacts.as_uri()
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
+    return use_mlflow_experiment(experiment, home)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -109,10 +109,9 @@ def log_mlflow(results: dict[str, dict], out_dir: Path | None, model: str, cfg: 
     """Log metrics per task, the config and the report + samples folders to a new MLflow run; its id."""
     import mlflow
 
-    from components.home import Home
+    from components.home import use_mlflow_experiment
 
-    mlflow.set_tracking_uri(tracking_uri or Home.resolve().mlflow_uri)
-    mlflow.set_experiment(experiment)
+    use_mlflow_experiment(experiment, tracking_uri=tracking_uri)
     with mlflow.start_run(run_name=f"eval {Path(model).name or model}") as run:
         mlflow.log_params({"model": model, **{k: str(v) for k, v in cfg.model_dump().items()}})
         mlflow.log_metrics(flat_metrics(results))

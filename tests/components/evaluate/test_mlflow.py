@@ -34,7 +34,9 @@ def test_registered_model_is_evaluated_by_alias(catalog, toy_chat, home, monkeyp
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", home.mlflow_uri)
     mlflow.set_tracking_uri(home.mlflow_uri)
-    mlflow.set_experiment("registry-test")  # this home's own experiment, not one a previous test made active
+    # this home's own experiment (not one a previous test made active), its artifacts in the home, never ./mlruns
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "registry-test", artifact_location=home.mlflow_artifacts.as_uri()))
     with mlflow.start_run():
         mlflow.transformers.log_model(
             transformers_model={"model": AutoModelForCausalLM.from_pretrained(toy_chat),
