@@ -4,6 +4,10 @@
 SQLite MLflow in a home of its own holding `dsllm-chat` versions 1, 2 (the two models) and 3 (a
 candidate the alias never points at, with version 1's weights), alias `approved` on version 1.
 Tests that move the alias put it back (`registry.approve(...)`).
+
+tests/ui and tests/flows/test_deploy_demo.py import these fixtures; pytest then holds one
+definition per importing directory, so the models and the registry are memoised here to be built
+once per test run, not once per directory.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from components.home import Home
 from tests.components.serving import fixtures as fx
 
 MODEL = "dsllm-chat"
+_BUILT: dict[str, object] = {}  # one build per test run, whichever directory asks first
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,10 +37,12 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def chat_dirs(tmp_path_factory) -> dict[int, Path]:
-    root = tmp_path_factory.mktemp("chat-models")
-    tok = fx.tokenizer(root / "spm")
-    first = fx.chat_model(root / "v1", 1, tok)
-    return {1: first, 2: fx.chat_model(root / "v2", 2, tok, start_from=first)}
+    if "chat_dirs" not in _BUILT:
+        root = tmp_path_factory.mktemp("chat-models")
+        tok = fx.tokenizer(root / "spm")
+        first = fx.chat_model(root / "v1", 1, tok)
+        _BUILT["chat_dirs"] = {1: first, 2: fx.chat_model(root / "v2", 2, tok, start_from=first)}
+    return _BUILT["chat_dirs"]
 
 
 @dataclass
@@ -57,11 +64,13 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory, chat_dirs) -> Registry:
-    root = tmp_path_factory.mktemp("registry")
-    home = Home.resolve(root / "home")
-    uri = f"sqlite:///{home.mlflow_db}"
-    versions = fx.register(uri, MODEL, {1: chat_dirs[1], 2: chat_dirs[2], 3: chat_dirs[1]}, root / "work")
-    reg = Registry(home, uri, versions)
+    if "registry" not in _BUILT:
+        root = tmp_path_factory.mktemp("registry")
+        home = Home.resolve(root / "home")
+        uri = f"sqlite:///{home.mlflow_db}"
+        versions = fx.register(uri, MODEL, {1: chat_dirs[1], 2: chat_dirs[2], 3: chat_dirs[1]}, root / "work")
+        _BUILT["registry"] = Registry(home, uri, versions)
+    reg = _BUILT["registry"]
     reg.approve(1)
     return reg
 
