@@ -22,7 +22,7 @@ pipeline: install
 	$(BIN)/dsllm up
 	$(BIN)/dsllm deploy
 	$(BIN)/dsllm pipeline --preset $(PRESET)
-	$(BIN)/dsllm demo up
+	$(BIN)/dsllm demo deploy
 	$(BIN)/dsllm status
 	$(BIN)/dsllm demo status
 

@@ -71,6 +71,20 @@ def status(port: PortOpt = None) -> None:
     console.print(table)
 
 
+@demo_app.command("deploy")
+def deploy(model: Annotated[str, typer.Option(help="registered model name")] = "dsllm-chat",
+           alias: Annotated[str, typer.Option(help="the alias to serve")] = "approved") -> None:
+    """Serve models:/MODEL@ALIAS now (the deploy_demo flow): start the demo when down, else swap, and wait."""
+    from flows.demo import deploy_demo
+
+    try:
+        version = deploy_demo(model=model, alias=alias)
+    except (ServiceError, ValueError, LookupError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"demo: serving {model} v{version} (@{alias}) at {_config().url}")
+
+
 @demo_app.command("reload")
 def reload(port: PortOpt = None) -> None:
     """Make the running demo check its reference now and swap to what it points at."""
