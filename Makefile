@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= small
 PYTEST_ARGS ?=
 
-.PHONY: install pipeline test test-unit up down status deploy demo bench lint clean-venv
+.PHONY: install pipeline test test-unit up down status deploy demo demo-check bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ status: install
 # The chat demo on models:/dsllm-chat@approved (the deploy_demo flow starts it after a promotion).
 demo: install
 	$(BIN)/dsllm demo up
+
+# The browser test against the demo `make pipeline` left running (approved version shown, English + Chinese chat).
+demo-check: install
+	DSLLM_DEMO_CHECK=1 $(BIN)/python -m pytest -q tests/e2e/test_live_demo.py
 
 bench: install
 	@mkdir -p benchmarks/results
