@@ -75,6 +75,9 @@ def status(port: PortOpt = None) -> None:
 def deploy(model: Annotated[str, typer.Option(help="registered model name")] = "dsllm-chat",
            alias: Annotated[str, typer.Option(help="the alias to serve")] = "approved") -> None:
     """Serve models:/MODEL@ALIAS now (the deploy_demo flow): start the demo when down, else swap, and wait."""
+    from dsllm.cli import use_services
+
+    use_services()  # the flow run shows in the Prefect UI when `dsllm up` runs
     from flows.demo import deploy_demo
 
     try:

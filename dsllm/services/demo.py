@@ -46,19 +46,22 @@ def served(cfg: DemoConfig | None = None, timeout: float = 5.0) -> dict | None:
 
 def up(ref: str | None = None, cfg: DemoConfig | None = None, home: Home | None = None,
        timeout_s: float = START_TIMEOUT_S) -> dict:
-    """Start the demo unless it runs; wait until it serves; returns GET /dsllm/version."""
+    """Start the demo unless it runs; wait until it serves; returns GET /dsllm/version.
+
+    One start at a time per home (a lock): the alias event's deploy_demo run and `make pipeline` may both try.
+    A demo that runs but does not answer yet is still loading its model: wait for it like for a new one.
+    """
+    from filelock import FileLock
+
     home, cfg = home or Home.resolve(), cfg or DemoConfig.resolve(model=ref)
-    pid = running_pid(home)
-    if pid is not None:
-        state = served(cfg)
-        if state is None:
-            raise ServiceError(f"The demo (pid {pid}) runs but does not answer on {cfg.url}; see {log_path(home)} "
-                               "or `dsllm demo down` and start it again.")
-        return state
-    _check_port(cfg)
-    pid = procs.spawn(_argv(cfg), _env(home), log_path(home), cwd=REPO)
-    procs.write_pid(home.run, NAME, pid)
-    return _wait_started(pid, cfg, home, timeout_s)
+    home.run.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home.run / f"{NAME}.lock")):
+        pid = running_pid(home)
+        if pid is None:
+            _check_port(cfg)
+            pid = procs.spawn(_argv(cfg), _env(home), log_path(home), cwd=REPO)
+            procs.write_pid(home.run, NAME, pid)
+    return served(cfg) or _wait_started(pid, cfg, home, timeout_s)
 
 
 def _check_port(cfg: DemoConfig) -> None:
