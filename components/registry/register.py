@@ -190,6 +190,8 @@ def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent
     run = mc.create_run(_experiment(mc, home, parent_run_id), run_name=f"register-{name}",
                         tags={**tags, "dsllm.stage": "register",
                               **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})})
+    if mlflow.active_run() is None:  # an experiment made active earlier in this process must not refuse our run
+        mlflow.set_experiment(experiment_id=run.info.experiment_id)
     with mlflow.start_run(run_id=run.info.run_id, nested=mlflow.active_run() is not None), \
             tempfile.TemporaryDirectory() as tmp:
         if metrics:

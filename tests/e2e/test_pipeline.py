@@ -47,7 +47,7 @@ def _stage_runs(parent_run_name_index: int) -> dict[str, bool]:
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   output_format="list")
     return {c.data.tags["dsllm.stage"]: c.data.tags["dsllm.cached"] == "true" for c in children
-            if "dsllm.stage" in c.data.tags}
+            if "dsllm.cached" in c.data.tags}  # stage runs, not the registration runs
 
 
 def test_every_stage_produces_a_finished_artifact(runs):
