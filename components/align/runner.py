@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from components.align.timing import Phases
 from components.config import AlignConfig
 from components.home import Home
 
@@ -42,13 +43,15 @@ def _short_temp_dir(home: Home) -> str | None:
     return str(home.ray) if len(str(home.ray)) < 60 else None
 
 
-def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path) -> dict:
+def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path,
+        phases: Phases) -> dict:
     """Train with `cfg.num_workers` Ray workers; copy rank 0's final checkpoint to out_dir; return results."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     home = Home.resolve()
-    ensure_ray(home)
+    with phases("ray_start"):
+        ensure_ray(home)
     storage = home.ray / "train"
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
@@ -57,7 +60,8 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
                                      resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=str(storage), failure_config=FailureConfig(max_failures=0),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)))
-    result = trainer.fit()
+    with phases("ray_fit"):
+        result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training finished without a final checkpoint (see the Ray worker logs)")
     try:
@@ -68,8 +72,9 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
         shutil.rmtree(storage / name, ignore_errors=True)  # checkpoints copied out; keep the home small
 
 
-def report_final(trainer, tokenizer, results: dict, metrics: dict) -> None:
-    """In a worker after training: rank 0 reports model + tokenizer + results as the last checkpoint."""
+def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phases) -> None:
+    """In a worker after training: rank 0 reports model + tokenizer + results (with the worker's phase
+    timings) as the last checkpoint."""
     import ray.train
 
     if not trainer.is_world_process_zero():
@@ -77,22 +82,39 @@ def report_final(trainer, tokenizer, results: dict, metrics: dict) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         hf = Path(tmp) / "hf"
-        trainer.save_model(str(hf))
-        tokenizer.save_pretrained(str(hf))
+        with phases("save"):
+            trainer.save_model(str(hf))
+            tokenizer.save_pretrained(str(hf))
+        results = {**results, "seconds": phases.seconds}
         (Path(tmp) / RESULTS).write_text(json.dumps(results, ensure_ascii=False, default=str))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
 def attach(trainer, *callbacks):
-    """Our callbacks, Ray's report callback and prepare_trainer; the stdout printer goes (MLflow and Ray
-    get the values, and every worker printing every log line only clutters the driver's output)."""
+    """Our callbacks, a step clock, Ray's report callback and prepare_trainer; the stdout printer goes
+    (MLflow and Ray get the values, and every worker printing every log line only clutters the driver's
+    output)."""
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
     from transformers.trainer_callback import PrinterCallback
 
+    from components.align.callbacks import StepClock
+
     trainer.remove_callback(PrinterCallback)
-    for callback in (*callbacks, RayTrainReportCallback()):
+    for callback in (*callbacks, StepClock(), RayTrainReportCallback()):
         trainer.add_callback(callback)
     return prepare_trainer(trainer)
+
+
+def train_phases(phases: Phases, trainer, monitor_seconds: float = 0.0) -> None:
+    """Split trainer.train()'s time: optimizer steps, held-out evaluation, generation monitors; the rest
+    is checkpoints, Ray reports and data loading between steps."""
+    from components.align.callbacks import StepClock
+
+    clock = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StepClock))
+    phases.add("train.steps", clock.seconds)
+    phases.add("train.eval", sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history))
+    if monitor_seconds:
+        phases.add("train.monitor", monitor_seconds)
 
 
 def worker_setup(config: dict) -> tuple[AlignConfig, str]:
