@@ -157,16 +157,26 @@ def preference(model, tok, pairs: list[dict], max_length: int) -> dict:
     """Does the model prefer the chosen reply to the rejected one? On each pair, the margin between their
     summed log-probabilities (DPO's implicit reward with a uniform reference, so the SFT and the DPO
     model are scored alike) and between their per-token means (free of the pull towards the shorter
-    reply). Returns the share of pairs won by chosen under each (ties count half) and the mean margins."""
+    reply). Returns the share of pairs won by chosen under each (ties count half) and the mean margins,
+    overall and, when the pairs carry a `dataset` name, per set."""
     was_training = model.training
     model.eval()
-    summed, per_token = [], []
+    margins = []
     for pair in pairs:
         (c, nc), (r, nr) = (sequence_logp(model, *completion_ids(tok, pair["prompt"], pair[k], max_length))
                             for k in ("chosen", "rejected"))
-        summed.append(c - r)
-        per_token.append(c / max(nc, 1) - r / max(nr, 1))
+        margins.append((c - r, c / max(nc, 1) - r / max(nr, 1)))
     model.train(was_training)
-    n = max(len(pairs), 1)
+    result = _summary(margins)
+    names = sorted({p["dataset"] for p in pairs if "dataset" in p})
+    if names:
+        result["by_dataset"] = {name: _summary([m for m, p in zip(margins, pairs, strict=True)
+                                                if p.get("dataset") == name]) for name in names}
+    return result
+
+
+def _summary(margins: list[tuple[float, float]]) -> dict:
+    summed, per_token = [m[0] for m in margins], [m[1] for m in margins]
+    n = max(len(margins), 1)
     return {"accuracy": _accuracy(summed), "margin": sum(summed) / n, "accuracy_per_token": _accuracy(per_token),
-            "margin_per_token": sum(per_token) / n, "pairs": len(pairs)}
+            "margin_per_token": sum(per_token) / n, "pairs": len(margins)}

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, preference
-from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
+from components.align.prepare import default_index, prepare, read_jsonl, training_records, write_jsonl
 from components.align.report import log_samples_table, mlflow_target, plot_curves, sample_rows, write_samples
 from components.align.runner import (
     attach,
@@ -47,6 +47,15 @@ def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout,
                       processing_class=tokenizer)
 
 
+def final_eval(trainer) -> dict:
+    """TRL's held-out metrics of the trained model: the epoch-end evaluation's when it ran at the last step
+    (one epoch, the paper's DPO, or a whole number of them), else evaluated now (on every rank)."""
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k.startswith("eval_") or k == "epoch"}
+    return trainer.evaluate()
+
+
 def worker(config: dict) -> None:
     """One Ray Train worker: score the SFT model, train DPO, score the DPO model, report from rank 0."""
     import ray.train
@@ -68,13 +77,13 @@ def worker(config: dict) -> None:
         before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
     live = MlflowLive(config["run_id"], config["tracking_uri"], "dpo")
     with phases("build_trainer"):
-        trainer = attach(build_trainer(cfg, model, ref, tok, Dataset.from_list(train), Dataset.from_list(held),
-                                       scratch), live)
+        trainer = attach(build_trainer(cfg, model, ref, tok, *(Dataset.from_list(training_records(r)) for r in
+                                                              (train, held)), scratch), live)
     with phases("train"):
         output = trainer.train()
     train_phases(phases, trainer)
     with phases("evaluate"):
-        heldout_eval = trainer.evaluate()  # every rank: implicit rewards against the SFT reference
+        heldout_eval = final_eval(trainer)  # implicit rewards against the SFT reference
     with phases("preference_dpo"):
         pref_dpo = preference(trainer.model, tok, scored, cfg.max_length) if rank0 else {}
     with phases("samples_after"):
@@ -86,7 +95,8 @@ def worker(config: dict) -> None:
     results = {"before": before, "after": after, "preference_sft": pref_sft, "preference_dpo": pref_dpo,
                "heldout_eval": heldout_eval, "log_history": trainer.state.log_history,
                "train_loss": output.training_loss, "steps": trainer.state.global_step, "epochs": trainer.state.epoch}
-    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases)
+    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases,
+                 local=not cfg.num_workers)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -134,7 +144,10 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
               "heldout_implicit_reward_margin": held.get("eval_rewards/margins"),
               "train_reward_margin": train_logs[-1]["rewards/margins"] if train_logs else None,
               "train_reward_accuracy": train_logs[-1]["rewards/accuracies"] if train_logs else None,
-              "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows)}
+              "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows),
+              "reward_accuracy_by_dataset": {name: {"sft": sft["by_dataset"][name]["accuracy"], "dpo": d["accuracy"],
+                                                    "pairs": d["pairs"]}
+                                             for name, d in dpo.get("by_dataset", {}).items()}}
     log_samples_table("dpo", rows)
     return counts
 

@@ -5,7 +5,8 @@ epoch's checkpoint, prepare_trainer wires Ray Data iterables). When training end
 one last checkpoint holding the HF model, the tokenizer and `results.json`; every other rank
 reports too (Ray Train wants the same number of reports from each). The driver copies that
 checkpoint into the stage's output directory. Ray is started locally only when no cluster is
-connected; `RAY_ADDRESS` points it at a cluster instead.
+connected; `RAY_ADDRESS` points it at a cluster instead. With `num_workers=0` the same code runs in
+Ray Train's local mode: no Ray cluster and no actors, the worker function runs in this process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from components.align.timing import Phases
@@ -45,22 +47,24 @@ def _short_temp_dir(home: Home) -> str | None:
 
 def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path,
         phases: Phases) -> dict:
-    """Train with `cfg.num_workers` Ray workers; copy rank 0's final checkpoint to out_dir; return results."""
+    """Train with `cfg.num_workers` Ray workers (0: Ray Train's local mode, in this process); copy rank 0's
+    final checkpoint to out_dir; return results."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     home = Home.resolve()
-    with phases("ray_start"):
-        ensure_ray(home)
+    if cfg.num_workers:
+        with phases("ray_start"):
+            ensure_ray(home)
     storage = home.ray / "train"
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=resources),
+                                     resources_per_worker=resources if cfg.num_workers else None),
         run_config=RunConfig(name=name, storage_path=str(storage), failure_config=FailureConfig(max_failures=0),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)))
-    with phases("ray_fit"):
+    with phases("ray_fit"), _restored_torch_threads():
         result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training finished without a final checkpoint (see the Ray worker logs)")
@@ -70,24 +74,42 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
             return json.loads((Path(ckpt) / RESULTS).read_text())
     finally:
         shutil.rmtree(storage / name, ignore_errors=True)  # checkpoints copied out; keep the home small
+        if not cfg.num_workers:  # local mode reports the worker's own directory, not a persisted copy
+            shutil.rmtree(result.checkpoint.path, ignore_errors=True)
 
 
-def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phases) -> None:
+@contextmanager
+def _restored_torch_threads():
+    """The worker sets torch's thread count; in local mode that worker is this process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phases, local: bool) -> None:
     """In a worker after training: rank 0 reports model + tokenizer + results (with the worker's phase
-    timings) as the last checkpoint."""
+    timings) as the last checkpoint. Ray persists a copy of it, except in local mode (`local`), where
+    the driver reads the directory itself and removes it."""
     import ray.train
 
     if not trainer.is_world_process_zero():
         ray.train.report(metrics)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        hf = Path(tmp) / "hf"
+    tmp = tempfile.mkdtemp(prefix="dsllm-final-")
+    try:
         with phases("save"):
-            trainer.save_model(str(hf))
-            tokenizer.save_pretrained(str(hf))
+            trainer.save_model(str(Path(tmp) / "hf"))
+            tokenizer.save_pretrained(str(Path(tmp) / "hf"))
         results = {**results, "seconds": phases.seconds}
         (Path(tmp) / RESULTS).write_text(json.dumps(results, ensure_ascii=False, default=str))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    finally:
+        if not local:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def attach(trainer, *callbacks):

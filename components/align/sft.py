@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, prompt_of
-from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
+from components.align.prepare import default_index, prepare, read_jsonl, training_records, write_jsonl
 from components.align.report import (
     language,
     log_samples_table,
@@ -82,7 +82,7 @@ def worker(config: dict) -> None:
         cfg, scratch = worker_setup(config)
         tok = load_tokenizer(config["model_dir"])
         model = load_model(config["model_dir"], cfg, tok)
-        train, heldout = (Dataset.from_list(read_jsonl(config[k])) for k in ("train", "heldout"))
+        train, heldout = (Dataset.from_list(training_records(read_jsonl(config[k]))) for k in ("train", "heldout"))
     rank0 = ray.train.get_context().get_world_rank() == 0
     with phases("samples_before"):
         before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
@@ -98,7 +98,8 @@ def worker(config: dict) -> None:
     results = {"before": before, "after": after, "repetition": monitor.history,
                "log_history": trainer.state.log_history, "train_loss": output.training_loss,
                "steps": trainer.state.global_step, "epochs": trainer.state.epoch}
-    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases)
+    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases,
+                 local=not cfg.num_workers)
     shutil.rmtree(scratch, ignore_errors=True)
 
 

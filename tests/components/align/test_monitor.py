@@ -48,6 +48,9 @@ def test_preference_prefers_what_the_model_finds_likely(tmp_path):
     # the two orders of the same pair disagree, so exactly one of them is won
     assert scores["accuracy"] == 0.5 and scores["margin"] == pytest.approx(0.0, abs=1e-4)
     assert scores["accuracy_per_token"] == 0.5 and scores["margin_per_token"] == pytest.approx(0.0, abs=1e-4)
+    tagged = preference(model, tok, [{**pair, "dataset": "a"}, {**swapped, "dataset": "b"}], max_length=64)
+    assert tagged["by_dataset"]["a"] == tie and tagged["by_dataset"]["b"]["pairs"] == 1
+    assert tagged["accuracy"] == (0.5 + tagged["by_dataset"]["b"]["accuracy"]) / 2
 
 
 def test_samples_table(tmp_path):
