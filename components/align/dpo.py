@@ -152,4 +152,4 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("dpo", 1, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))
+STAGE = StageSpec("dpo", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))

@@ -149,4 +149,4 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("sft", 1, work, key_config=lambda cfg: cfg.model_dump(exclude=DPO_ONLY))
+STAGE = StageSpec("sft", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=DPO_ONLY))
