@@ -225,8 +225,9 @@ class AlignConfig(StageConfig):
     """Gradient accumulation steps; global batch = batch_size × grad_accum × num_workers."""
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
     """Share of steps with linear warmup (then cosine decay)."""
-    num_workers: int = Field(default=1, ge=1, le=4096)
-    """Ray Train workers (data parallel)."""
+    num_workers: int = Field(default=1, ge=0, le=4096)
+    """Ray Train workers (data parallel). 0 = Ray Train's local mode: the same training function runs in
+    the calling process, with no Ray actors to start (tens of seconds on a small machine; the tiny preset)."""
     cpus_per_worker: float = Field(default=1, gt=0, le=512)
     """CPUs Ray reserves for each worker (also its torch threads)."""
     use_gpu: bool = False

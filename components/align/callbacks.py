@@ -58,15 +58,18 @@ class RepetitionMonitor(TrainerCallback):
     def __init__(self, tokenizer, prompts: list, max_new_tokens: int, live: MlflowLive | None = None):
         self.tok, self.prompts, self.max_new_tokens, self.live = tokenizer, prompts, max_new_tokens, live
         self.history: list[dict] = []
+        self.seconds = 0.0  # spent generating, for the stage's phase timings
 
     def _measure(self, model, state, epoch: float) -> None:
         if not state.is_world_process_zero or not self.prompts:
             return
+        started = time.perf_counter()
         replies = generate(model, self.tok, self.prompts, self.max_new_tokens)
         row = {"epoch": round(epoch, 3), "step": state.global_step, "repetition_rate": repetition_rate(replies),
                "eos_rate": sum(r["stopped_at_eos"] for r in replies) / len(replies),
                "mean_reply_tokens": sum(len(r["ids"]) for r in replies) / len(replies)}
         self.history.append(row)
+        self.seconds += time.perf_counter() - started
         state.log_history.append(dict(row))
         if self.live:
             self.live.log({k: v for k, v in row.items() if k not in ("epoch", "step")}, state.global_step)
@@ -76,3 +79,19 @@ class RepetitionMonitor(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self._measure(model, state, state.epoch or 0.0)
+
+
+class StepClock(TrainerCallback):
+    """Seconds spent inside optimizer steps (forward, backward, update), so the stage's timings can tell
+    the steps from what runs between them (evaluation, checkpoints, monitors)."""
+
+    def __init__(self):
+        self.seconds, self._started = 0.0, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None

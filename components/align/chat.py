@@ -140,13 +140,22 @@ def completion_ids(tok, prompt: list[dict], completion: list[dict], max_length: 
 
 
 @torch.no_grad()
-def sequence_logp(model, ids: list[int], start: int) -> tuple[float, int]:
-    """(summed log-probability of ids[start:] given what precedes them, number of those tokens)."""
-    if start >= len(ids):
-        return 0.0, 0
-    logits = model(torch.tensor([ids], device=model.device)).logits[0, :-1].float()
-    logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:], device=model.device)[:, None])[:, 0]
-    return float(logp[start - 1:].sum()), len(ids) - start
+def completion_logps(model, seqs: list[tuple[list[int], int]], pad_id: int, batch_size: int = 16) -> list[tuple[float, int]]:
+    """For each (ids, start): the summed log-probability of ids[start:] given what precedes them, and the
+    number of those tokens. Batched, right-padded (a causal model's real tokens never see the padding)."""
+    out = []
+    for first in range(0, len(seqs), batch_size):
+        chunk = seqs[first:first + batch_size]
+        ids = torch.full((len(chunk), max(len(s) for s, _ in chunk)), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, (seq, _) in enumerate(chunk):
+            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+        out += [(float(logp[row, start - 1:len(seq) - 1].sum()), len(seq) - start) if start < len(seq) else (0.0, 0)
+                for row, (seq, start) in enumerate(chunk)]
+    return out
 
 
 def _accuracy(margins: list[float]) -> float:
@@ -157,16 +166,25 @@ def preference(model, tok, pairs: list[dict], max_length: int) -> dict:
     """Does the model prefer the chosen reply to the rejected one? On each pair, the margin between their
     summed log-probabilities (DPO's implicit reward with a uniform reference, so the SFT and the DPO
     model are scored alike) and between their per-token means (free of the pull towards the shorter
-    reply). Returns the share of pairs won by chosen under each (ties count half) and the mean margins."""
+    reply). Returns the share of pairs won by chosen under each (ties count half) and the mean margins,
+    overall and, when the pairs carry a `dataset` name, per set."""
     was_training = model.training
     model.eval()
-    summed, per_token = [], []
-    for pair in pairs:
-        (c, nc), (r, nr) = (sequence_logp(model, *completion_ids(tok, pair["prompt"], pair[k], max_length))
-                            for k in ("chosen", "rejected"))
-        summed.append(c - r)
-        per_token.append(c / max(nc, 1) - r / max(nr, 1))
+    seqs = [completion_ids(tok, pair["prompt"], pair[k], max_length) for pair in pairs for k in ("chosen", "rejected")]
+    scores = completion_logps(model, seqs, tok.pad_token_id)
     model.train(was_training)
-    n = max(len(pairs), 1)
+    margins = [(c - r, c / max(nc, 1) - r / max(nr, 1)) for (c, nc), (r, nr) in zip(scores[::2], scores[1::2],
+                                                                                      strict=True)]
+    result = _summary(margins)
+    names = sorted({p["dataset"] for p in pairs if "dataset" in p})
+    if names:
+        result["by_dataset"] = {name: _summary([m for m, p in zip(margins, pairs, strict=True)
+                                                if p.get("dataset") == name]) for name in names}
+    return result
+
+
+def _summary(margins: list[tuple[float, float]]) -> dict:
+    summed, per_token = [m[0] for m in margins], [m[1] for m in margins]
+    n = max(len(margins), 1)
     return {"accuracy": _accuracy(summed), "margin": sum(summed) / n, "accuracy_per_token": _accuracy(per_token),
-            "margin_per_token": sum(per_token) / n, "pairs": len(pairs)}
+            "margin_per_token": sum(per_token) / n, "pairs": len(margins)}

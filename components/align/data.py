@@ -4,13 +4,15 @@ Every record becomes either an SFT example `{"messages": [{"role", "content"}, .
 pair `{"prompt": [...], "chosen": [...], "rejected": [...]}` (TRL's conversational formats).
 Accepted inputs: Alpaca (instruction/input/output[/system]), ShareGPT (`conversations` of
 from/value), OpenAI-style `messages`, preference pairs (`conversations`/`chosen`/`rejected` or
-`prompt`/`chosen`/`rejected`) and GSM8K (question/answer). A record that fits no format, or has
+`prompt`/`chosen`/`rejected`) and GSM8K (question/answer). `dpo_language` is derived from the demo
+preference sets (see `language_pairs`). A record that fits no format, or has
 missing or empty fields, is quarantined with its reason; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -172,6 +174,24 @@ CATALOG: dict[str, tuple[str, Any]] = {
 }
 
 
+def language_pairs() -> Loaded:
+    """`dpo_language`: every demo prompt (dpo_en, dpo_zh) with its chosen reply over the chosen reply of a
+    random prompt in the other language. Answering in the user's language is a preference a bilingual chat
+    model needs and a tiny one can learn from a hundred pairs; the demo sets' own preferences (correctness,
+    helpfulness) carry no signal a model of that size can pick up."""
+    sets = {lang: load(f"dpo_{lang}", "dpo") for lang in ("en", "zh")}
+    rng, out = random.Random(0), Loaded()
+    for lang, other in (("en", "zh"), ("zh", "en")):
+        replies = [r["chosen"] for r in sets[other].records]
+        out.records += [{**r, "rejected": rng.choice(replies)} for r in sets[lang].records]
+        out.quarantined += sets[lang].quarantined
+    return out
+
+
+# Preference sets built from the catalog's sets: name → a function giving the converted pairs
+DERIVED: dict[str, Any] = {"dpo_language": language_pairs}
+
+
 def _llamafactory(name: str) -> Path:
     return package_dir("llamafactory") / "llamafactory-0.9.5" / "data" / name
 
@@ -209,14 +229,19 @@ def load(name_or_path: str, kind: str | None = None) -> Loaded:
         if kind is None:
             raise ValueError(f"Say whether {name_or_path} holds SFT or DPO records (kind='sft' or 'dpo')")
         return convert(read_hf(name_or_path), kind)
+    if name_or_path in DERIVED:
+        if kind not in (None, "dpo"):
+            raise ValueError(f"{name_or_path} holds preference pairs; use it in align.dpo_datasets")
+        return DERIVED[name_or_path]()
     if name_or_path in CATALOG:
         catalog_kind, path = CATALOG[name_or_path]
         return convert(read_records(path()), kind or catalog_kind)
     path = Path(name_or_path)
     if not path.is_file():
 
-        hint = did_you_mean(name_or_path, CATALOG)
-        raise FileNotFoundError(f"No alignment set or file {name_or_path!r}.{hint} Known sets: {', '.join(CATALOG)}")
+        known = [*CATALOG, *DERIVED]
+        hint = did_you_mean(name_or_path, known)
+        raise FileNotFoundError(f"No alignment set or file {name_or_path!r}.{hint} Known sets: {', '.join(known)}")
     if kind is None:
         raise ValueError(f"Say whether {path} holds SFT or DPO records (kind='sft' or 'dpo')")
     return convert(read_records(path), kind)

@@ -16,10 +16,19 @@ import shutil
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, preference
-from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
+from components.align.prepare import default_index, prepare, read_jsonl, training_records, write_jsonl
 from components.align.report import log_samples_table, mlflow_target, plot_curves, sample_rows, write_samples
-from components.align.runner import attach, fit, load_model, report_final, training_args, worker_setup
+from components.align.runner import (
+    attach,
+    fit,
+    load_model,
+    report_final,
+    train_phases,
+    training_args,
+    worker_setup,
+)
 from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
+from components.align.timing import Phases
 from components.artifacts import StageSpec
 from components.config import AlignConfig
 
@@ -38,6 +47,15 @@ def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout,
                       processing_class=tokenizer)
 
 
+def final_eval(trainer) -> dict:
+    """TRL's held-out metrics of the trained model: the epoch-end evaluation's when it ran at the last step
+    (one epoch, the paper's DPO, or a whole number of them), else evaluated now (on every rank)."""
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k.startswith("eval_") or k == "epoch"}
+    return trainer.evaluate()
+
+
 def worker(config: dict) -> None:
     """One Ray Train worker: score the SFT model, train DPO, score the DPO model, report from rank 0."""
     import ray.train
@@ -45,21 +63,31 @@ def worker(config: dict) -> None:
 
     from components.align.callbacks import MlflowLive
 
-    cfg, scratch = worker_setup(config)
-    tok = load_tokenizer(config["model_dir"])
-    model, ref = (load_model(config["model_dir"], cfg, tok) for _ in range(2))
-    train, held = (read_jsonl(config[k]) for k in ("train", "heldout"))
+    phases = Phases("dpo worker")
+    with phases("load"):
+        cfg, scratch = worker_setup(config)
+        tok = load_tokenizer(config["model_dir"])
+        model, ref = (load_model(config["model_dir"], cfg, tok) for _ in range(2))
+        train, held = (read_jsonl(config[k]) for k in ("train", "heldout"))
     rank0 = ray.train.get_context().get_world_rank() == 0
     scored = held[:MAX_PREFERENCE_PAIRS]
-    pref_sft = preference(model, tok, scored, cfg.max_length) if rank0 else {}
-    before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    with phases("preference_sft"):
+        pref_sft = preference(model, tok, scored, cfg.max_length) if rank0 else {}
+    with phases("samples_before"):
+        before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
     live = MlflowLive(config["run_id"], config["tracking_uri"], "dpo")
-    trainer = attach(build_trainer(cfg, model, ref, tok, Dataset.from_list(train), Dataset.from_list(held),
-                                   scratch), live)
-    output = trainer.train()
-    heldout_eval = trainer.evaluate()  # every rank: implicit rewards against the SFT reference
-    pref_dpo = preference(trainer.model, tok, scored, cfg.max_length) if rank0 else {}
-    after = generate(trainer.model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    with phases("build_trainer"):
+        trainer = attach(build_trainer(cfg, model, ref, tok, *(Dataset.from_list(training_records(r)) for r in
+                                                              (train, held)), scratch), live)
+    with phases("train"):
+        output = trainer.train()
+    train_phases(phases, trainer)
+    with phases("evaluate"):
+        heldout_eval = final_eval(trainer)  # implicit rewards against the SFT reference
+    with phases("preference_dpo"):
+        pref_dpo = preference(trainer.model, tok, scored, cfg.max_length) if rank0 else {}
+    with phases("samples_after"):
+        after = generate(trainer.model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
     if rank0:
         live.log({"heldout/reward_accuracy_sft": pref_sft["accuracy"], "heldout/reward_accuracy_dpo":
                   pref_dpo["accuracy"], "heldout/margin_sft": pref_sft["margin"],
@@ -67,19 +95,20 @@ def worker(config: dict) -> None:
     results = {"before": before, "after": after, "preference_sft": pref_sft, "preference_dpo": pref_dpo,
                "heldout_eval": heldout_eval, "log_history": trainer.state.log_history,
                "train_loss": output.training_loss, "steps": trainer.state.global_step, "epochs": trainer.state.epoch}
-    report_final(trainer, tok, results, {"train_loss": output.training_loss})
+    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases,
+                 local=not cfg.num_workers)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
 def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Prepare the preference pairs, run DPO on Ray Train from the SFT model, write hf/ and report/."""
-    out_dir = Path(out_dir).resolve()
+    out_dir, phases = Path(out_dir).resolve(), Phases("dpo")
     sft_model = model_dir(inputs["model"])
-    tok = load_tokenizer(sft_model)
-    data = prepare(cfg.dpo_datasets, "dpo", tok, max_length=cfg.max_length, cap=cfg.max_dpo_pairs,
-                   heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
-                   quarantine=out_dir / "quarantine" / "dpo.jsonl",
-                   index=default_index() if cfg.decontaminate else None)
+    with phases("prepare_data"):
+        data = prepare(cfg.dpo_datasets, "dpo", load_tokenizer(sft_model), max_length=cfg.max_length,
+                       cap=cfg.max_dpo_pairs, heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
+                       quarantine=out_dir / "quarantine" / "dpo.jsonl",
+                       index=default_index() if cfg.decontaminate else None)
     run_id, uri = mlflow_target()
     config = {"stage": "dpo", "cfg": cfg.model_dump(), "model_dir": str(sft_model), "run_id": run_id,
               "tracking_uri": uri,
@@ -87,8 +116,10 @@ def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
               "heldout": str(write_jsonl(data.heldout, out_dir / "data" / "heldout.jsonl")),
               "sample_prompts": list(cfg.sample_prompts) + balanced([r["prompt"] for r in data.heldout],
                                                                     2 * HELDOUT_SAMPLES_PER_LANG)}
-    results = fit(worker, config, cfg, f"dpo-{out_dir.name}", out_dir)
-    return _report(results, data.counts, out_dir)
+    results = fit(worker, config, cfg, f"dpo-{out_dir.name}", out_dir, phases)
+    with phases("report"):
+        counts = _report(results, data.counts, out_dir)
+    return {**counts, "seconds": {**phases.seconds, "worker": results["seconds"]}}
 
 
 def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
@@ -113,9 +144,12 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
               "heldout_implicit_reward_margin": held.get("eval_rewards/margins"),
               "train_reward_margin": train_logs[-1]["rewards/margins"] if train_logs else None,
               "train_reward_accuracy": train_logs[-1]["rewards/accuracies"] if train_logs else None,
-              "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows)}
+              "samples_stopped_at_eos": sum(r["after_stopped_at_eos"] for r in rows),
+              "reward_accuracy_by_dataset": {name: {"sft": sft["by_dataset"][name]["accuracy"], "dpo": d["accuracy"],
+                                                    "pairs": d["pairs"]}
+                                             for name, d in dpo.get("by_dataset", {}).items()}}
     log_samples_table("dpo", rows)
     return counts
 
 
-STAGE = StageSpec("dpo", 1, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))
+STAGE = StageSpec("dpo", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))

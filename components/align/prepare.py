@@ -6,8 +6,10 @@ against the eval sets and length-checked with the stage's tokenizer: an SFT conv
 than max_length is skipped (truncating it would cut off the end-of-turn token the model must learn
 to emit), and so is one whose final answer exceeds max_answer_tokens when set; a DPO pair whose
 prompt alone takes more than half of max_length is skipped (its completions would be truncated to
-nothing). A held-out share is split off evenly across the
-stream. Everything dropped is counted; quarantined and contaminated records go to a jsonl file.
+nothing). A held-out share of the prompts is split off evenly across the
+stream (pairs that share a prompt stay on one side, so no held-out prompt was trained on). Each record
+keeps the name of its set under `dataset` (`training_records` strips it for the trainers). Everything
+dropped is counted; quarantined and contaminated records go to a jsonl file.
 """
 
 from __future__ import annotations
@@ -63,15 +65,32 @@ def too_long(tokenizer, record: dict, max_length: int, max_answer_tokens: int | 
     return None
 
 
-def split_heldout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
-    """(train, held-out): every k-th record held out, at least 2 and never all."""
-    if len(records) < 3:
-        raise ValueError(f"Only {len(records)} usable records: too few to train and hold some out; "
+def prompt_key(record) -> str:
+    """The prompt of an SFT example (its turns before the final answer) or a DPO pair, as a string."""
+    if not isinstance(record, dict):
+        return repr(record)
+    prompt = record["prompt"] if "prompt" in record else record.get("messages", [])[:-1]
+    return json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+
+
+def split_heldout(records: list, fraction: float) -> tuple[list, list]:
+    """(train, held-out): every k-th prompt held out with all its records, at least 2 prompts and never all."""
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(prompt_key(record), []).append(i)
+    keys = list(groups)
+    if len(keys) < 3:
+        raise ValueError(f"Only {len(keys)} usable prompts: too few to train and hold some out; "
                          "add data, raise the cap or max_length")
-    n_held = min(max(2, round(len(records) * fraction)), len(records) - 1)
-    step = len(records) / n_held
-    held = {int(i * step) for i in range(n_held)}
+    n_held = min(max(2, round(len(keys) * fraction)), len(keys) - 1)
+    step = len(keys) / n_held
+    held = {i for k in range(n_held) for i in groups[keys[int(k * step)]]}
     return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
+
+
+def training_records(records: list[dict]) -> list[dict]:
+    """The records as the TRL trainers take them (without the `dataset` tag)."""
+    return [{k: v for k, v in r.items() if k != "dataset"} for r in records]
 
 
 def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int | None,
@@ -91,7 +110,7 @@ def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int
             counts["quarantined"].update(loaded.reasons)
             for q in loaded.quarantined:
                 bad.write(json.dumps({"dataset": name, **q}, ensure_ascii=False) + "\n")
-            sets.append(loaded.records)
+            sets.append([{**r, "dataset": name} for r in loaded.records])
         kept = _take(interleave(sets, seed), tokenizer, (max_length, max_answer_tokens), cap, index, counts, bad)
     train, heldout = split_heldout(kept, heldout_fraction)
     counts.update(train=len(train), heldout=len(heldout), quarantined=dict(counts["quarantined"]),

@@ -5,7 +5,8 @@ epoch's checkpoint, prepare_trainer wires Ray Data iterables). When training end
 one last checkpoint holding the HF model, the tokenizer and `results.json`; every other rank
 reports too (Ray Train wants the same number of reports from each). The driver copies that
 checkpoint into the stage's output directory. Ray is started locally only when no cluster is
-connected; `RAY_ADDRESS` points it at a cluster instead.
+connected; `RAY_ADDRESS` points it at a cluster instead. With `num_workers=0` the same code runs in
+Ray Train's local mode: no Ray cluster and no actors, the worker function runs in this process.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
+from components.align.timing import Phases
 from components.config import AlignConfig
 from components.home import Home
 
@@ -42,22 +45,27 @@ def _short_temp_dir(home: Home) -> str | None:
     return str(home.ray) if len(str(home.ray)) < 60 else None
 
 
-def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path) -> dict:
-    """Train with `cfg.num_workers` Ray workers; copy rank 0's final checkpoint to out_dir; return results."""
+def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path,
+        phases: Phases) -> dict:
+    """Train with `cfg.num_workers` Ray workers (0: Ray Train's local mode, in this process); copy rank 0's
+    final checkpoint to out_dir; return results."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     home = Home.resolve()
-    ensure_ray(home)
+    if cfg.num_workers:
+        with phases("ray_start"):
+            ensure_ray(home)
     storage = home.ray / "train"
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=resources),
+                                     resources_per_worker=resources if cfg.num_workers else None),
         run_config=RunConfig(name=name, storage_path=str(storage), failure_config=FailureConfig(max_failures=0),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)))
-    result = trainer.fit()
+    with phases("ray_fit"), _restored_torch_threads():
+        result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training finished without a final checkpoint (see the Ray worker logs)")
     try:
@@ -66,33 +74,69 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
             return json.loads((Path(ckpt) / RESULTS).read_text())
     finally:
         shutil.rmtree(storage / name, ignore_errors=True)  # checkpoints copied out; keep the home small
+        if not cfg.num_workers:  # local mode reports the worker's own directory, not a persisted copy
+            shutil.rmtree(result.checkpoint.path, ignore_errors=True)
 
 
-def report_final(trainer, tokenizer, results: dict, metrics: dict) -> None:
-    """In a worker after training: rank 0 reports model + tokenizer + results as the last checkpoint."""
+@contextmanager
+def _restored_torch_threads():
+    """The worker sets torch's thread count; in local mode that worker is this process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phases, local: bool) -> None:
+    """In a worker after training: rank 0 reports model + tokenizer + results (with the worker's phase
+    timings) as the last checkpoint. Ray persists a copy of it, except in local mode (`local`), where
+    the driver reads the directory itself and removes it."""
     import ray.train
 
     if not trainer.is_world_process_zero():
         ray.train.report(metrics)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        hf = Path(tmp) / "hf"
-        trainer.save_model(str(hf))
-        tokenizer.save_pretrained(str(hf))
+    tmp = tempfile.mkdtemp(prefix="dsllm-final-")
+    try:
+        with phases("save"):
+            trainer.save_model(str(Path(tmp) / "hf"))
+            tokenizer.save_pretrained(str(Path(tmp) / "hf"))
+        results = {**results, "seconds": phases.seconds}
         (Path(tmp) / RESULTS).write_text(json.dumps(results, ensure_ascii=False, default=str))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    finally:
+        if not local:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def attach(trainer, *callbacks):
-    """Our callbacks, Ray's report callback and prepare_trainer; the stdout printer goes (MLflow and Ray
-    get the values, and every worker printing every log line only clutters the driver's output)."""
+    """Our callbacks, a step clock, Ray's report callback and prepare_trainer; the stdout printer goes
+    (MLflow and Ray get the values, and every worker printing every log line only clutters the driver's
+    output)."""
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
     from transformers.trainer_callback import PrinterCallback
 
+    from components.align.callbacks import StepClock
+
     trainer.remove_callback(PrinterCallback)
-    for callback in (*callbacks, RayTrainReportCallback()):
+    for callback in (*callbacks, StepClock(), RayTrainReportCallback()):
         trainer.add_callback(callback)
     return prepare_trainer(trainer)
+
+
+def train_phases(phases: Phases, trainer, monitor_seconds: float = 0.0) -> None:
+    """Split trainer.train()'s time: optimizer steps, held-out evaluation, generation monitors; the rest
+    is checkpoints, Ray reports and data loading between steps."""
+    from components.align.callbacks import StepClock
+
+    clock = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StepClock))
+    phases.add("train.steps", clock.seconds)
+    phases.add("train.eval", sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history))
+    if monitor_seconds:
+        phases.add("train.monitor", monitor_seconds)
 
 
 def worker_setup(config: dict) -> tuple[AlignConfig, str]:

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, prompt_of
-from components.align.prepare import default_index, prepare, read_jsonl, write_jsonl
+from components.align.prepare import default_index, prepare, read_jsonl, training_records, write_jsonl
 from components.align.report import (
     language,
     log_samples_table,
@@ -24,7 +24,16 @@ from components.align.report import (
     sample_rows,
     write_samples,
 )
-from components.align.runner import attach, fit, load_model, report_final, training_args, worker_setup
+from components.align.runner import (
+    attach,
+    fit,
+    load_model,
+    report_final,
+    train_phases,
+    training_args,
+    worker_setup,
+)
+from components.align.timing import Phases
 from components.artifacts import StageSpec
 from components.config import AlignConfig
 
@@ -68,33 +77,38 @@ def worker(config: dict) -> None:
 
     from components.align.callbacks import MlflowLive, RepetitionMonitor
 
-    cfg, scratch = worker_setup(config)
-    tok = load_tokenizer(config["model_dir"])
-    model = load_model(config["model_dir"], cfg, tok)
-    train, heldout = (Dataset.from_list(read_jsonl(config[k])) for k in ("train", "heldout"))
+    phases = Phases("sft worker")
+    with phases("load"):
+        cfg, scratch = worker_setup(config)
+        tok = load_tokenizer(config["model_dir"])
+        model = load_model(config["model_dir"], cfg, tok)
+        train, heldout = (Dataset.from_list(training_records(read_jsonl(config[k]))) for k in ("train", "heldout"))
     rank0 = ray.train.get_context().get_world_rank() == 0
-    before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    with phases("samples_before"):
+        before = generate(model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
     live = MlflowLive(config["run_id"], config["tracking_uri"], "sft")
     monitor = RepetitionMonitor(tok, config["monitor_prompts"], cfg.gen_max_new_tokens, live)
-    trainer = attach(build_trainer(cfg, model, tok, train, heldout, scratch), monitor, live)
-    output = trainer.train()
-    after = generate(trainer.model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
+    with phases("build_trainer"):
+        trainer = attach(build_trainer(cfg, model, tok, train, heldout, scratch), monitor, live)
+    with phases("train"):
+        output = trainer.train()
+    train_phases(phases, trainer, monitor.seconds)
+    with phases("samples_after"):
+        after = generate(trainer.model, tok, config["sample_prompts"], cfg.gen_max_new_tokens) if rank0 else []
     results = {"before": before, "after": after, "repetition": monitor.history,
                "log_history": trainer.state.log_history, "train_loss": output.training_loss,
                "steps": trainer.state.global_step, "epochs": trainer.state.epoch}
-    report_final(trainer, tok, results, {"train_loss": output.training_loss})
+    report_final(trainer, tok, results, {"train_loss": output.training_loss}, phases,
+                 local=not cfg.num_workers)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
 def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     """Prepare the SFT data, train on Ray Train, write hf/ and report/; return the counts."""
-    out_dir = Path(out_dir).resolve()
+    out_dir, phases = Path(out_dir).resolve(), Phases("sft")
     base = model_dir(inputs["model"])
-    tok = load_tokenizer(base)
-    data = prepare(cfg.sft_datasets, "sft", tok, max_length=cfg.max_length, cap=cfg.max_sft_examples,
-                   heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
-                   quarantine=out_dir / "quarantine" / "sft.jsonl",
-                   index=default_index() if cfg.decontaminate else None, max_answer_tokens=cfg.max_answer_tokens)
+    with phases("prepare_data"):
+        data = _prepare(cfg, load_tokenizer(base), out_dir)
     held_prompts = [prompt_of(r["messages"]) for r in data.heldout]
     run_id, uri = mlflow_target()
     config = {"stage": "sft", "cfg": cfg.model_dump(), "model_dir": str(base), "run_id": run_id, "tracking_uri": uri,
@@ -102,8 +116,17 @@ def work(cfg: AlignConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
               "heldout": str(write_jsonl(data.heldout, out_dir / "data" / "heldout.jsonl")),
               "sample_prompts": list(cfg.sample_prompts) + balanced(held_prompts, 2 * HELDOUT_SAMPLES_PER_LANG),
               "monitor_prompts": balanced(held_prompts, cfg.monitor_prompts)}
-    results = fit(worker, config, cfg, f"sft-{out_dir.name}", out_dir)
-    return _report(results, data.counts, out_dir)
+    results = fit(worker, config, cfg, f"sft-{out_dir.name}", out_dir, phases)
+    with phases("report"):
+        counts = _report(results, data.counts, out_dir)
+    return {**counts, "seconds": {**phases.seconds, "worker": results["seconds"]}}
+
+
+def _prepare(cfg: AlignConfig, tok, out_dir: Path):
+    return prepare(cfg.sft_datasets, "sft", tok, max_length=cfg.max_length, cap=cfg.max_sft_examples,
+                   heldout_fraction=cfg.heldout_fraction, seed=cfg.seed,
+                   quarantine=out_dir / "quarantine" / "sft.jsonl",
+                   index=default_index() if cfg.decontaminate else None, max_answer_tokens=cfg.max_answer_tokens)
 
 
 def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
@@ -126,4 +149,4 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("sft", 1, work, key_config=lambda cfg: cfg.model_dump(exclude=DPO_ONLY))
+STAGE = StageSpec("sft", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=DPO_ONLY))

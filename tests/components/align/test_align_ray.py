@@ -1,4 +1,5 @@
-"""SFT then DPO through Ray Train (SFT on one worker, DPO on two) on tiny fixtures, with live MLflow.
+"""SFT then DPO through Ray Train (SFT in local mode as on the tiny preset, DPO on two Ray workers) on
+tiny fixtures, with live MLflow.
 
 One pipeline run per module; the tests read its artifacts. Checked: the stages' outputs load with
 AutoModelForCausalLM/AutoTokenizer and keep the chat template, the held-out preference accuracy
@@ -61,7 +62,7 @@ def aligned(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2)
         try:
             mp.setenv("DSLLM_MLFLOW_RUN_ID", runs.setdefault("sft", _mlflow_run(client, home, "sft")))
-            sft_result = sft.STAGE.run(cfg, {"model": base.uri}, store)
+            sft_result = sft.STAGE.run(cfg.model_copy(update={"num_workers": 0}), {"model": base.uri}, store)
             mp.setenv("DSLLM_MLFLOW_RUN_ID", runs.setdefault("dpo", _mlflow_run(client, home, "dpo")))
             dpo_result = dpo.STAGE.run(cfg.model_copy(update={"num_workers": 2}), {"model": sft_result.uri}, store)
         finally:
@@ -81,6 +82,8 @@ def test_sft_counts_and_report(aligned):
     assert c["examples"] == c["train"] > 100 and c["epochs"] == 8 and c["steps"] > 100
     assert len(c["repetition_by_epoch"]) == 9  # before training and after each epoch
     assert c["train_loss"] < 3 and c["eos_rate"] > 0.5
+    worker = c["seconds"]["worker"]  # where the time went, the worker's phases included
+    assert c["seconds"]["ray_fit"] >= worker["train"] >= worker["train.steps"] > 0 and worker["train.monitor"] > 0
     report = aligned["sft"].path + "/report"
     rows = json.loads(open(report + "/samples_before_after.json").read())
     assert {r["lang"] for r in rows} == {"en", "zh"} and len(rows) == len(aligned["cfg"].sample_prompts) + 4
@@ -99,6 +102,8 @@ def test_dpo_beats_sft_on_held_out_preferences(aligned):
     c = aligned["dpo"].counts
     assert c["heldout_pairs"] >= 30 and c["reward_accuracy_dpo"] > c["reward_accuracy_sft"]
     assert c["margin_dpo"] > c["margin_sft"] and c["train_reward_margin"] > 0
+    (by_set,) = c["reward_accuracy_by_dataset"].values()  # one preference set here
+    assert by_set == {"sft": c["reward_accuracy_sft"], "dpo": c["reward_accuracy_dpo"], "pairs": c["heldout_pairs"]}
     held = read_jsonl(aligned["dpo"].path + "/data/heldout.jsonl")
     measured = {}
     for stage in ("sft", "dpo"):  # measured again here, from the saved models

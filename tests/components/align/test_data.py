@@ -75,3 +75,19 @@ def test_gsm8k_train_from_shared_data():
     loaded = load("gsm8k_train")
     assert len(loaded.records) == 7473 and not loaded.quarantined
     assert all(r["messages"][-1]["content"].rsplit("The answer is ", 1)[1].endswith(".") for r in loaded.records[:50])
+
+
+def test_language_pairs_prefer_the_reply_in_the_users_language():
+    from components.align.report import language
+
+    loaded = load("dpo_language")
+    demo = load("dpo_en").records + load("dpo_zh").records
+    assert len(loaded.records) == len(demo) == 600 and not loaded.quarantined
+    assert [p["prompt"] for p in loaded.records] == [p["prompt"] for p in demo]
+    assert [p["chosen"] for p in loaded.records] == [p["chosen"] for p in demo]
+    for pair in loaded.records:
+        asked = language(pair["prompt"][-1]["content"])
+        assert language(pair["rejected"][-1]["content"]) != asked and pair["rejected"] != pair["chosen"]
+    assert load("dpo_language") == loaded  # the same pairs every time
+    with pytest.raises(ValueError, match="dpo_datasets"):
+        load("dpo_language", "sft")

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from components.align import dpo, sft
-from components.align.chat import is_repetitive, load_tokenizer, preference, repetition_rate
+from components.align.chat import (
+    completion_ids,
+    completion_logps,
+    is_repetitive,
+    load_tokenizer,
+    preference,
+    repetition_rate,
+)
 from components.align.report import language, sample_rows, write_samples
 from components.align.runner import load_model
 from components.config import AlignConfig
@@ -48,6 +55,21 @@ def test_preference_prefers_what_the_model_finds_likely(tmp_path):
     # the two orders of the same pair disagree, so exactly one of them is won
     assert scores["accuracy"] == 0.5 and scores["margin"] == pytest.approx(0.0, abs=1e-4)
     assert scores["accuracy_per_token"] == 0.5 and scores["margin_per_token"] == pytest.approx(0.0, abs=1e-4)
+    tagged = preference(model, tok, [{**pair, "dataset": "a"}, {**swapped, "dataset": "b"}], max_length=64)
+    assert tagged["by_dataset"]["a"] == tie and tagged["by_dataset"]["b"]["pairs"] == 1
+    assert tagged["accuracy"] == (0.5 + tagged["by_dataset"]["b"]["accuracy"]) / 2
+
+
+def test_batched_scores_match_one_sequence_at_a_time(tmp_path):
+    hf = fx.make_base_model(tmp_path) / "hf"
+    tok = load_tokenizer(hf)
+    model = load_model(str(hf), AlignConfig(), tok)
+    seqs = [completion_ids(tok, [{"role": "user", "content": q}], [{"role": "assistant", "content": a}], 64)
+            for q, a in fx.qa_pairs()[:5]] + [([5, 6, 7], 3)]  # different lengths; the last has no completion
+    alone, batched = completion_logps(model, seqs, tok.pad_token_id, batch_size=1), completion_logps(model, seqs, 0)
+    assert [n for _, n in batched] == [len(s) - start for s, start in seqs] and batched[-1] == (0.0, 0)
+    assert [lp for lp, _ in batched] == pytest.approx([lp for lp, _ in alone], abs=1e-4)
+    assert all(lp < 0 for lp, _ in batched[:-1])
 
 
 def test_samples_table(tmp_path):

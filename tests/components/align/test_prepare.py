@@ -9,7 +9,14 @@ import pytest
 from components.align import data
 from components.align.chat import load_tokenizer
 from components.align.decontam import decontaminate
-from components.align.prepare import default_index, interleave, prepare, split_heldout
+from components.align.prepare import (
+    default_index,
+    interleave,
+    prepare,
+    prompt_key,
+    split_heldout,
+    training_records,
+)
 from components.sources.archives import shared_benchmarks
 from tests.components.align import fixtures as fx
 
@@ -84,7 +91,19 @@ def test_dpo_pairs_with_overlong_prompts_are_skipped(tok, tmp_path):
     out = prepare([str(fx.write_json(pairs, tmp_path / "p.json"))], "dpo", tok, max_length=128, cap=None,
                   heldout_fraction=0.2, seed=0, quarantine=tmp_path / "q.jsonl", index=None)
     assert out.counts["too_long"] == 1 and len(out.train) + len(out.heldout) == 10
-    assert all(set(p) == {"prompt", "chosen", "rejected"} for p in out.train)
+    assert all(set(p) == {"prompt", "chosen", "rejected", "dataset"} for p in out.train)
+    assert all(set(p) == {"prompt", "chosen", "rejected"} for p in training_records(out.train))
+
+
+def test_pairs_sharing_a_prompt_stay_on_one_side_of_the_split(tok, tmp_path):
+    pairs = fx.dpo_records()[:30]
+    swapped = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]  # same prompts again
+    paths = [str(fx.write_json(pairs, tmp_path / "a.json")), str(fx.write_json(swapped, tmp_path / "b.json"))]
+    out = prepare(paths, "dpo", tok, max_length=128, cap=None, heldout_fraction=0.2, seed=0,
+                  quarantine=tmp_path / "q.jsonl", index=None)
+    held, trained = ({prompt_key(p) for p in side} for side in (out.heldout, out.train))
+    assert len(out.heldout) == 12 and len(held) == 6 and not held & trained
+    assert {p["dataset"] for p in out.heldout} == set(paths)  # each held-out prompt with both of its pairs
 
 
 def test_interleave_and_split_are_deterministic():
