@@ -15,7 +15,7 @@ from components.presets import tiny_study
 from flows import tracking
 from tests.components.scaling.fixtures import linked_home, ray_two_cpus, tiny_artifacts, use_home  # noqa: F401
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_process]  # a fresh Ray of 2 CPUs for Tune
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from components.scaling.plan import make_trial, plan_grid, shape
 from components.scaling.tracking import TrialRuns
 from components.scaling.trials import RESULTS, load_results, run_trials
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_process]  # a fresh Ray of 2 CPUs for Tune
 
 
 @pytest.fixture
