@@ -19,17 +19,26 @@ SWAP_TIMEOUT_S = 30.0
 
 
 @flow(name="deploy_demo", log_prints=True)
-def deploy_demo(model: str = "dsllm-chat", alias: str = "approved", timeout_s: float = SWAP_TIMEOUT_S) -> str:
+def deploy_demo(model: str = "dsllm-chat", alias: str = "approved", timeout_s: float = SWAP_TIMEOUT_S,
+                missing_ok: bool = False) -> str | None:
     """Serve the alias's current version in the demo (start it or hot-swap); returns the served version.
 
     Args:
         model: registered model name.
         alias: the alias the demo follows.
         timeout_s: how long a running demo may take to swap to the alias's version.
+        missing_ok: when no version holds the alias yet, log it and return None instead of failing (the polling
+            schedule uses this, so nothing fails every 5 minutes before the first approval).
     """
     logger, ref = get_run_logger(), f"models:/{model}@{alias}"
     cfg, client = DemoConfig.resolve(model=ref), registry_client()
-    target = resolve(ref, client)  # fails here, clearly, when the alias does not exist
+    try:
+        target = resolve(ref, client)  # fails here, clearly, when the alias does not exist
+    except LookupError as exc:
+        if not missing_ok:
+            raise
+        logger.warning("nothing to serve yet: %s", exc)
+        return None
     logger.info("%s points at version %s", ref, target.version)
     state = demo_proc.served(cfg)
     if state is not None and state.get("ref") != ref:

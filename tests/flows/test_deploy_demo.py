@@ -68,6 +68,15 @@ def deployed(registry, prefect_server):
         patch.undo()
 
 
+def test_polling_before_any_approval_waits_quietly_and_a_direct_call_fails_clearly(deployed):
+    from flows.demo import deploy_demo
+
+    assert deploy_demo(model="dsllm-unknown", missing_ok=True) is None
+    with pytest.raises(LookupError, match="dsllm-unknown"):
+        deploy_demo(model="dsllm-unknown")
+    assert demo_proc.served()["version"] == deployed.first, "the running demo was left alone"
+
+
 def chat(url: str, message: str, client: Client | None = None) -> str:
     client = client or Client(url, verbose=False)
     return client.predict(message, DEFAULT_SYSTEM, 0.0, 0.95, 64, api_name="/chat")
