@@ -186,15 +186,24 @@ def test_schedules_nightly_evaluation_and_an_inactive_weekly_retrain(stack):
 def _run_deployment(settings: Settings, flow: str, name: str, parameters: dict) -> dict:
     """Create a flow run through the API and wait for the worker to finish it."""
     record = services.deployment(settings, flow, name)
-    run = httpx.post(f"{settings.prefect_api}/deployments/{record['id']}/create_flow_run",
-                     json={"parameters": parameters}, timeout=10).json()
-    return _wait_final(settings, run)
+    for _ in range(10):  # a server busy with the worker's polling may answer 503 for a moment on 2 cores
+        resp = httpx.post(f"{settings.prefect_api}/deployments/{record['id']}/create_flow_run",
+                          json={"parameters": parameters}, timeout=30)
+        if resp.status_code != 503:
+            break
+        time.sleep(3)
+    resp.raise_for_status()
+    return _wait_final(settings, resp.json())
 
 
 def _wait_final(settings: Settings, run: dict) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        run = httpx.get(f"{settings.prefect_api}/flow_runs/{run['id']}", timeout=10).json()
+        resp = httpx.get(f"{settings.prefect_api}/flow_runs/{run['id']}", timeout=30)
+        if resp.status_code == 503:  # busy for a moment: ask again
+            time.sleep(1)
+            continue
+        run = resp.json()
         if run["state"]["type"] in FINAL:
             return run
         time.sleep(1)
