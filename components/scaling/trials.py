@@ -46,8 +46,11 @@ def load_results(work_dir: Path) -> dict[str, dict]:
 
 
 def append_result(work_dir: Path, record: dict) -> None:
-    with (Path(work_dir) / RESULTS).open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    """One line per record; a line cut short by a kill is closed first so it cannot swallow this one."""
+    path = Path(work_dir) / RESULTS
+    cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with path.open("a") as fh:
+        fh.write(("\n" if cut else "") + json.dumps(record) + "\n")
 
 
 def pending(trials: list[Trial], done: dict[str, dict]) -> list[Trial]:
@@ -85,7 +88,7 @@ def drive(config: dict) -> None:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         task = ray.remote(_local_fit).options(
-            num_cpus=cfg.cpus_per_worker or 1, runtime_env={"env_vars": worker_env()},
+            num_cpus=cfg.cpus_per_worker or 1, num_gpus=1 if cfg.use_gpu else 0, runtime_env={"env_vars": worker_env()},
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
         ray.get(task.remote(spec))
     else:
@@ -116,6 +119,11 @@ class Recorder(tune.Callback):
     def __init__(self, work_dir: Path, tracker, bar):
         self.work_dir, self.tracker, self.bar = Path(work_dir), tracker, bar
         self.records: list[dict] = []
+
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks into the experiment folder (for Tuner.restore, unused here): the bar's
+        stream and the MLflow client stay behind."""
+        return {"work_dir": self.work_dir, "tracker": None, "bar": None, "records": []}
 
     def _write(self, record: dict) -> None:
         append_result(self.work_dir, record)
