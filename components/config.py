@@ -315,7 +315,8 @@ class StudyConfig(StageConfig):
     aspect: float = Field(default=32.0, ge=1, le=4096)
     """Width per layer of the shape ladder (d_model ≈ aspect · n_layer; DeepSeek 7B 4096/30, 67B 8192/95)."""
     head_dim: int = Field(default=8, ge=4, le=512)
-    """Attention head size of every study model (d_model is a multiple of it; n_kv_head = n_head)."""
+    """Smallest attention head size of the study's models (d_model is a multiple of it); heads grow to about
+    d_model/8, at most 128 (n_kv_head = n_head)."""
     micro_batch: int = Field(default=2, ge=1, le=4096)
     """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all."""
     val_batches: int = Field(default=32, ge=1, le=100_000)

@@ -86,11 +86,21 @@ class Trial:
         return {**asdict(self), "id": self.id}
 
 
+def head_size(d_model: int, head_dim: int) -> int:
+    """Heads grow in size with the width, at least `head_dim`, about d/8, at most 128 (DeepSeek: 128), and
+    dividing d_model: 8 heads for small models, 32 heads of 128 at d 4096."""
+    size = head_dim
+    while size * 2 <= min(128, d_model // 8) and d_model % (size * 2) == 0:
+        size *= 2
+    return size
+
+
 def shape(n_layer: int, d_model: int, head_dim: int) -> Shape:
-    """The ladder's rules for one (depth, width): heads of head_dim, FFN 8/3·d rounded up to 16."""
+    """The ladder's rules for one (depth, width): heads from `head_size`, FFN 8/3·d rounded up to 16."""
     if d_model % head_dim:
         raise ValueError(f"d_model {d_model} is not a multiple of scaling.head_dim {head_dim}")
-    return Shape(n_layer, d_model, d_model // head_dim, max(16, math.ceil(8 * d_model / 3 / 16) * 16))
+    return Shape(n_layer, d_model, d_model // head_size(d_model, head_dim),
+                 max(16, math.ceil(8 * d_model / 3 / 16) * 16))
 
 
 def ladder(study: StudyConfig, max_layers: int = 48) -> list[Shape]:
