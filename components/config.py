@@ -318,11 +318,12 @@ class StudyConfig(StageConfig):
     eta_opt(C) and B_opt(C), then IsoFLOP profiles for M_opt(C) and D_opt(C), with bootstrap intervals.
     Every trial is a real pretraining run (model + pretrain config at D = C / M tokens)."""
 
-    budget_min: float = Field(default=1e11, gt=0)
+    budget_min: float = Field(default=5e10, gt=0)
     """Smallest compute budget C = M·D in FLOPs (M = non-embedding FLOPs per token, D = tokens)."""
-    budget_max: float = Field(default=1e12, gt=0)
-    """Largest compute budget C in FLOPs (the default fits 2 CPU cores in about an hour)."""
-    n_budgets: int = Field(default=4, ge=2, le=32)
+    budget_max: float = Field(default=2e11, gt=0)
+    """Largest compute budget C in FLOPs (the defaults fit 2 CPU cores in about an hour; see `dsllm scaling
+    plan` for an estimate of any study)."""
+    n_budgets: int = Field(default=3, ge=2, le=32)
     """Compute budgets, log-spaced from budget_min to budget_max."""
     hp_budgets: int = Field(default=3, ge=2, le=32)
     """How many of the smallest budgets get the batch-size × learning-rate grid."""
@@ -336,19 +337,20 @@ class StudyConfig(StageConfig):
     """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len)."""
     learning_rates: list[float] = [3e-4, 1e-3, 3e-3, 1e-2]
     """Peak learning rates of the grid."""
-    near_optimal: float = Field(default=0.01, gt=0, le=0.5)
+    near_optimal: float = Field(default=0.02, gt=0, le=0.5)
     """The near-optimal band: grid runs within this relative margin of their budget's best loss enter the
     eta/B fits (the paper used 0.25% of the generalization error with a much denser grid)."""
     iso_shapes: int = Field(default=7, ge=3, le=16)
     """Model shapes per IsoFLOP profile (DeepSeek used 7-10)."""
-    iso_span: float = Field(default=16.0, gt=1, le=1e4)
+    iso_span: float = Field(default=8.0, gt=1, le=1e4)
     """Ratio between the largest and the smallest M of a profile (log-spaced between)."""
     iso_tokens_per_m: float = Field(default=8.0, gt=0, le=1e6)
     """Profiles are centred where D/M equals this (the paper's laws put the optimum near 9 at 1e12 FLOPs)."""
     aspect: float = Field(default=32.0, ge=1, le=4096)
     """Width per layer of the shape ladder (d_model ≈ aspect · n_layer; DeepSeek 7B 4096/30, 67B 8192/95)."""
-    head_dim: int = Field(default=16, ge=8, le=512)
-    """Attention head size of every study model (d_model is a multiple of it; n_kv_head = n_head)."""
+    head_dim: int = Field(default=8, ge=4, le=512)
+    """Smallest attention head size of the study's models (d_model is a multiple of it); heads grow to about
+    d_model/8, at most 128 (n_kv_head = n_head)."""
     micro_batch: int = Field(default=2, ge=1, le=4096)
     """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all."""
     val_batches: int = Field(default=32, ge=1, le=100_000)

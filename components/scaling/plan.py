@@ -22,12 +22,12 @@ from components.artifacts import canonical
 from components.config import ModelConfig, PretrainConfig, StudyConfig
 from components.model.accounting import flops_per_token
 
-SECONDS_PER_TOKEN = 6e-5
-"""Cost model of one trial on one CPU thread (measured on the 2-core dev machine, fp32): a per-token
-overhead that dominates tiny models ..."""
-FLOPS_PER_SECOND = 2.5e10
+SECONDS_PER_TOKEN = 1.45e-4
+"""Cost model of one trial on one CPU thread, fitted to trials measured on the 2-core dev machine (fp32, two
+trials at once, the machine shared with other work): a per-token overhead that dominates tiny models ..."""
+FLOPS_PER_SECOND = 7e9
 """... plus M·D at this rate, and a fixed start-up per trial."""
-STARTUP_SECONDS = 3.0
+STARTUP_SECONDS = 5.0
 LAYOUT_FIELDS = {"eval_every", "checkpoint_every", "num_workers", "use_gpu", "strategy", "compile", "max_failures",
                  "cpus_per_worker", "peak_flops", "keep_checkpoints"}
 """Pretrain fields that do not change a trial's result (they stay out of its id). micro_batch stays in: with
@@ -35,6 +35,10 @@ val_batches it sets how many validation windows the final loss averages."""
 DRIVER_CPUS = 0.01
 """What each trial's Tune driver reserves; the trial's workers get trial_cpus less this, so the drivers and
 workers of `cluster CPUs // trial_cpus` concurrent trials fit exactly (else one trial waits for another)."""
+
+
+MIN_LOG_GAP = 0.15
+"""Shapes of one IsoFLOP profile differ in M by at least 16% (no two points at the same scale)."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,21 @@ class Trial:
         return {**asdict(self), "id": self.id}
 
 
+def head_size(d_model: int, head_dim: int) -> int:
+    """Heads grow in size with the width, at least `head_dim`, about d/8, at most 128 (DeepSeek: 128), and
+    dividing d_model: 8 heads for small models, 32 heads of 128 at d 4096."""
+    size = head_dim
+    while size * 2 <= min(128, d_model // 8) and d_model % (size * 2) == 0:
+        size *= 2
+    return size
+
+
 def shape(n_layer: int, d_model: int, head_dim: int) -> Shape:
-    """The ladder's rules for one (depth, width): heads of head_dim, FFN 8/3·d rounded up to 16."""
+    """The ladder's rules for one (depth, width): heads from `head_size`, FFN 8/3·d rounded up to 16."""
     if d_model % head_dim:
         raise ValueError(f"d_model {d_model} is not a multiple of scaling.head_dim {head_dim}")
-    return Shape(n_layer, d_model, d_model // head_dim, max(16, math.ceil(8 * d_model / 3 / 16) * 16))
+    return Shape(n_layer, d_model, d_model // head_size(d_model, head_dim),
+                 max(16, math.ceil(8 * d_model / 3 / 16) * 16))
 
 
 def ladder(study: StudyConfig, max_layers: int = 48) -> list[Shape]:
@@ -177,15 +191,18 @@ def plan_grid(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
 
 
 def iso_shapes(study: StudyConfig, budget: float, seq_len: int) -> list[Shape]:
-    """Distinct ladder shapes nearest to `iso_shapes` M values log-spaced around sqrt(C / tokens_per_m)."""
-    centre = math.sqrt(budget / study.iso_tokens_per_m)
-    targets = np.geomspace(centre / math.sqrt(study.iso_span), centre * math.sqrt(study.iso_span), study.iso_shapes)
+    """`iso_shapes` distinct ladder shapes nearest to M values log-spaced over `iso_span` around
+    sqrt(C / tokens_per_m); a window that would reach below the smallest model is shifted up to start there."""
     shapes = ladder(study)
-    chosen: dict[int, Shape] = {}
-    for target in targets:
-        found = nearest_shape(float(target), shapes, seq_len, study.aspect)
-        chosen.setdefault(found.flops(seq_len), found)
-    return [chosen[m] for m in sorted(chosen)]
+    floor = min(s.flops(seq_len) for s in shapes)
+    centre = math.sqrt(budget / study.iso_tokens_per_m)
+    low = max(centre / math.sqrt(study.iso_span), floor)
+    chosen: list[Shape] = []
+    for target in np.geomspace(low, low * study.iso_span, study.iso_shapes):
+        free = [s for s in shapes if all(abs(math.log(s.flops(seq_len) / c.flops(seq_len))) > MIN_LOG_GAP
+                                         for c in chosen)]
+        chosen.append(nearest_shape(float(target), free, seq_len, study.aspect))
+    return sorted(chosen, key=lambda s: s.flops(seq_len))
 
 
 def plan_isoflop(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_len: int, lr_of, batch_of

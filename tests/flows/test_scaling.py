@@ -42,8 +42,9 @@ def test_study_publishes_laws_report_and_validation(study):
     for name in ("scaling.md", "hp_grid.png", "isoflop.png", "laws.png", "loss_law.png", "laws.json"):
         assert (out / "report" / name).stat().st_size > 0, name
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    ok = {r["id"] for r in records if r["status"] == "ok"}
-    assert len(ok) == laws["counts"]["trained"] and laws["counts"]["failed"] == 0
+    counts = laws["counts"]
+    assert {r["id"] for r in records if r["status"] == "ok"} == {r["id"] for r in records}
+    assert counts["failed"] == 0 and counts["trained"] + counts["cached"] == counts["planned"]
     assert {"hp", "iso", "validate"} == {r["kind"] for r in records}
     assert "DeepSeek" in (out / "report" / "scaling.md").read_text()
     assert result.counts["recommendation"]["n_layer"] >= 1

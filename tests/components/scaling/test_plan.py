@@ -54,7 +54,8 @@ def test_batch_sizes_that_do_not_fit_the_layout_are_refused(cfg):
 def test_ladder_grows_width_with_depth():
     study = StudyConfig()
     for s in plan.ladder(study, max_layers=12):
-        assert s.d_model % study.head_dim == 0 and s.n_head * study.head_dim == s.d_model
+        head = s.d_model // s.n_head
+        assert s.d_model % study.head_dim == 0 and s.n_head * head == s.d_model and study.head_dim <= head <= 128
         assert study.aspect / 2 <= s.d_model / s.n_layer <= study.aspect * 2
         assert s.d_ffn % 16 == 0 and s.d_ffn >= 8 * s.d_model / 3
 
@@ -83,6 +84,11 @@ def test_trial_id_ignores_layout_but_not_hyperparameters(cfg):
     assert one.id != plan.make_trial("hp", 1e12, model, cfg.pretrain, study, SEQ, 1024, 2e-3).id
 
 
+@pytest.mark.parametrize("d_model, heads", [(16, 2), (64, 8), (136, 17), (384, 12), (4096, 32), (8192, 64)])
+def test_heads_grow_with_width_up_to_128(d_model, heads):
+    assert plan.shape(4, d_model, 8).n_head == heads
+
+
 def test_round_batch_is_a_multiple_nearest_in_log_space():
     assert plan.round_batch(1157, 512) == 1024 and plan.round_batch(1600, 512) == 1536
     assert plan.round_batch(10, 512) == 512
@@ -91,7 +97,7 @@ def test_round_batch_is_a_multiple_nearest_in_log_space():
 @pytest.mark.parametrize("field, value, words", [
     ("budget_max", 1e10, "must exceed scaling.budget_min"),
     ("hp_budgets", 9, "must be <= scaling.n_budgets"),
-    ("hp_d_model", 40, "multiple of scaling.head_dim"),
+    ("hp_d_model", 44, "multiple of scaling.head_dim"),
     ("learning_rates", [], "at least one value"),
 ])
 def test_study_config_rejects_bad_values(field, value, words):
