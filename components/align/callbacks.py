@@ -2,8 +2,9 @@
 
 `MlflowLive` sends every logged value to the stage's MLflow run as it happens (the flow opens the
 run and exports its id in $DSLLM_MLFLOW_RUN_ID; the driver passes id and tracking URI on).
-`RepetitionMonitor` answers held-out prompts at the start and after every epoch and records the
-share of replies that end in a loop, the failure DeepSeek watched on math SFT data.
+`RepetitionMonitor` answers held-out prompts at the start and at every checkpoint (every epoch, or
+MAX_CHECKPOINTS times over runs of more epochs) and records the share of replies that end in a loop,
+the failure DeepSeek watched on math SFT data.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class MlflowLive(TrainerCallback):
 
 
 class RepetitionMonitor(TrainerCallback):
-    """Greedy replies to held-out prompts before training and after each epoch; repetition and
-    stop-at-eos rates go to the trainer's log history and to MLflow."""
+    """Greedy replies to held-out prompts before training and at each checkpoint (the trainer saves every
+    epoch, or at most MAX_CHECKPOINTS times, the last at the end); repetition and stop-at-eos rates go to
+    the trainer's log history and to MLflow."""
 
     def __init__(self, tokenizer, prompts: list, max_new_tokens: int, live: MlflowLive | None = None):
         self.tok, self.prompts, self.max_new_tokens, self.live = tokenizer, prompts, max_new_tokens, live
@@ -77,7 +79,7 @@ class RepetitionMonitor(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self._measure(model, state, 0.0)
 
-    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+    def on_save(self, args, state, control, model=None, **kwargs):
         self._measure(model, state, state.epoch or 0.0)
 
 

@@ -25,7 +25,8 @@ from components.config import AlignConfig
 from components.home import Home
 
 RESULTS = "results.json"
-MAX_CHECKPOINTS = 4  # per run: each one is written, reported and persisted by Ray (seconds on a small box)
+MAX_CHECKPOINTS = 4  # per run: each one is written, reported and persisted by Ray (seconds on a small box),
+# and the held-out evaluation and repetition monitor run with them
 
 
 def ensure_ray(home: Home) -> None:
@@ -155,17 +156,19 @@ def worker_setup(config: dict) -> tuple[AlignConfig, str]:
 
 def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: float, evaluate: bool) -> dict:
     """TrainingArguments shared by SFT and DPO: precision and checkpointing from the config (TRL defaults
-    both to on, which the CPU does not want), eval every epoch, a checkpoint (and Ray report) every epoch
-    but at most MAX_CHECKPOINTS per run, no built-in loggers."""
+    both to on, which the CPU does not want), a checkpoint (and Ray report) and a held-out evaluation every
+    epoch but at most MAX_CHECKPOINTS per run (the last at the end), no built-in loggers."""
     per_step = cfg.batch_size * cfg.grad_accum * max(cfg.num_workers, 1)
     total_steps = max(1, math.ceil(epochs * math.ceil(n_examples / per_step)))
-    save = {"save_strategy": "epoch"} if epochs <= MAX_CHECKPOINTS else \
-        {"save_strategy": "steps", "save_steps": math.ceil(total_steps / MAX_CHECKPOINTS)}
+    every = {"strategy": "epoch"} if epochs <= MAX_CHECKPOINTS else \
+        {"strategy": "steps", "steps": math.ceil(total_steps / MAX_CHECKPOINTS)}
+    save = {f"save_{k}": v for k, v in every.items()}
+    evals = {f"eval_{k}": v for k, v in every.items()} if evaluate else {"eval_strategy": "no"}
     return dict(output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
                 per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                 warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", use_cpu=not cfg.use_gpu,
                 bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
-                logging_steps=max(1, total_steps // 100), eval_strategy="epoch" if evaluate else "no", **save,
+                logging_steps=max(1, total_steps // 100), **evals, **save,
                 save_only_model=True, save_total_limit=1, report_to="none", seed=cfg.seed,
                 disable_tqdm=True, ddp_find_unused_parameters=False, dataloader_num_workers=0)
 

@@ -96,3 +96,14 @@ def test_stage_keys_ignore_the_other_stage_fields():
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no HF model"):
         sft.model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("epochs, strategy", [(2, "epoch"), (4, "epoch"), (20, "steps")])
+def test_checkpoints_evaluations_and_monitor_share_one_cadence(epochs, strategy):
+    from components.align.runner import MAX_CHECKPOINTS, training_args
+
+    args = training_args(AlignConfig(batch_size=8), "/tmp/x", n_examples=113, epochs=epochs, evaluate=True)
+    assert args["save_strategy"] == args["eval_strategy"] == strategy
+    if strategy == "steps":  # at most MAX_CHECKPOINTS over the run's 15 steps per epoch
+        assert args["save_steps"] == args["eval_steps"] == -(-15 * epochs // MAX_CHECKPOINTS)
+    assert training_args(AlignConfig(), "/tmp/x", 113, epochs, evaluate=False)["eval_strategy"] == "no"
