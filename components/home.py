@@ -68,6 +68,25 @@ class Home:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
 
+def mlflow_client(home: Home | None = None, tracking_uri: str | None = None):
+    """An MlflowClient whose registry is the tracking store too: left unset, MLflow takes the registry from a
+    process-wide setting (`mlflow.set_registry_uri`, `$MLFLOW_REGISTRY_URI`), which may name another store."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or (home or Home.resolve()).mlflow_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def point_mlflow_at(uri: str) -> None:
+    """Point MLflow's process-wide tracking AND registry URIs at `uri`: the registry setting is separate and
+    sticky (mirrored into $MLFLOW_REGISTRY_URI), so a model registered or loaded by models:/ URI could
+    otherwise land in or come from another store than the runs."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
 def use_mlflow_experiment(name: str, home: Home | None = None, tracking_uri: str | None = None) -> str:
     """Point MLflow at the tracking store and select experiment `name`, creating it with its artifacts in the
     home (a local store) so nothing lands in ./mlruns; returns the experiment id."""
@@ -75,7 +94,7 @@ def use_mlflow_experiment(name: str, home: Home | None = None, tracking_uri: str
 
     home = home or Home.resolve()
     uri = tracking_uri or home.mlflow_uri
-    mlflow.set_tracking_uri(uri)
+    point_mlflow_at(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         experiment_id = found.experiment_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import pytest
@@ -33,6 +34,41 @@ def shared_cache_home(tmp_path_factory) -> Home:
     """
     root = os.environ.get("DSLLM_TEST_CACHE") or tmp_path_factory.mktemp("cached-home")
     return Home.resolve(root)
+
+
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _restore_mlflow_globals(saved: dict[str, str | None]) -> None:
+    """MLflow keeps the tracking and registry URIs in module globals and mirrors them into the environment:
+    forget both and put the variables back, so one test's store never becomes a later test's default."""
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking import _model_registry, _tracking_service
+
+        while mlflow.active_run():
+            mlflow.end_run()
+        _tracking_service.utils._tracking_uri = None
+        _model_registry.utils._registry_uri = None
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_globals_per_module():
+    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    yield
+    _restore_mlflow_globals(saved)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals_per_test():
+    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    yield
+    _restore_mlflow_globals(saved)
 
 
 def pytest_collection_modifyitems(config, items):

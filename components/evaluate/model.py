@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from components.evaluate.lm import HFLM
-from components.home import Home
+from components.home import Home, mlflow_client, point_mlflow_at
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -52,11 +52,9 @@ def dir_fingerprint(path: Path) -> str:
     return "dir:" + digest.hexdigest()[:32]
 
 
-def mlflow_fingerprint(uri: str) -> str:
-    from mlflow import MlflowClient
-
+def mlflow_fingerprint(uri: str, home: Home | None = None) -> str:
     name, _, rest = uri.removeprefix("models:/").partition("/")
-    client = MlflowClient()
+    client = mlflow_client(home)
     if "@" in name:
         name, alias = name.split("@", 1)
         version = client.get_model_version_by_alias(name, alias)
@@ -80,9 +78,10 @@ def load_model(ref: str | Path, *, chat: bool | None = None, batch_size: int = 8
     if text.startswith("models:/"):
         import mlflow
 
-        mlflow.set_tracking_uri((home or Home.resolve()).mlflow_uri)
+        home = home or Home.resolve()
+        point_mlflow_at(home.mlflow_uri)
         parts = mlflow.transformers.load_model(text, return_type="components")
-        model, tokenizer, fingerprint = parts["model"], parts["tokenizer"], mlflow_fingerprint(text)
+        model, tokenizer, fingerprint = parts["model"], parts["tokenizer"], mlflow_fingerprint(text, home)
         model = model.to(device=device, dtype=_dtype(dtype, device))
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from components.artifacts import StageSpec
-from components.home import Home
+from components.home import Home, mlflow_client, point_mlflow_at
 
 
 def resolve_version(name: str, alias: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
     """{"name", "version", "run_id", "tags"} of `name@alias`; None when the model or alias does not exist."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri or Home.resolve().mlflow_uri)
+    client = mlflow_client(tracking_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -49,15 +48,18 @@ def work(cfg: dict, inputs: dict[str, Path], out_dir: Path) -> dict:
     import mlflow
 
     uri, tracking = f"models:/{cfg['name']}/{cfg['version']}", Home.resolve().mlflow_uri
+    # the version's own artifact location, from this home's registry (a models:/ URI would go through
+    # whatever registry the process was last pointed at)
+    source = mlflow_client(tracking_uri=tracking).get_model_version_download_uri(cfg["name"], str(cfg["version"]))
     hf = out_dir / "hf"
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking))
         if (local / "model" / "config.json").is_file():
             shutil.copytree(local / "model", hf)
             if (local / "components" / "tokenizer").is_dir():
                 shutil.copytree(local / "components" / "tokenizer", hf, dirs_exist_ok=True)
         else:
-            mlflow.set_tracking_uri(tracking)
+            point_mlflow_at(tracking)
             parts = mlflow.transformers.load_model(uri, return_type="components")
             parts["model"].save_pretrained(hf)
             parts["tokenizer"].save_pretrained(hf)

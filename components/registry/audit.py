@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.home import Home
+from components.home import Home, mlflow_client
 from components.names import did_you_mean
 
 APPROVED, PREVIOUS = "approved", "previous"
@@ -39,8 +39,7 @@ class AliasMove:
 
 def client(home: Home | None = None) -> MlflowClient:
     """A client on the home's tracking store ($MLFLOW_TRACKING_URI when set); the registry uses the same URI."""
-    uri = (home or Home.resolve()).mlflow_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow_client(home)
 
 
 def now() -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from components.artifacts import ArtifactStore, code_version, parse_uri
-from components.home import Home
+from components.home import Home, point_mlflow_at
 from components.registry import audit, card
 from components.registry.gate import KEY_METRICS_TAG
 from components.registry.lineage import MODEL_STAGES, Lineage, expect, resolve_model, stage_runs
@@ -186,7 +186,7 @@ def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent
     import mlflow
 
     parent_run_id = parent_run_id or (mlflow.active_run().info.run_id if mlflow.active_run() else None)
-    mlflow.set_tracking_uri(home.mlflow_uri)
+    point_mlflow_at(home.mlflow_uri)
     run = mc.create_run(_experiment(mc, home, parent_run_id), run_name=f"register-{name}",
                         tags={**tags, "dsllm.stage": "register",
                               **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})})

@@ -82,11 +82,9 @@ def _read(path: Path) -> dict:
 def _from_mlflow(run_id: str) -> dict:
     import tempfile
 
-    import mlflow
+    from components.home import mlflow_client
 
-    from components.home import Home
-
-    client = mlflow.MlflowClient(Home.resolve().mlflow_uri)
+    client = mlflow_client()
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, f"report/{LAWS_FILE}", tmp)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.home import Home
+from components.home import Home, mlflow_client, point_mlflow_at
 from components.serving.card import ModelCard, dir_card, registry_card
 
 DEFAULT_REF = "models:/dsllm-chat@approved"
@@ -69,10 +69,7 @@ def parse(ref: str) -> dict[str, str | None]:
 
 def registry_client(home: Home | None = None):
     """An MlflowClient on the home's tracking store ($MLFLOW_TRACKING_URI when set)."""
-    from mlflow import MlflowClient
-
-    uri = (home or Home.resolve()).mlflow_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow_client(home)
 
 
 def resolve(ref: str, client=None, home: Home | None = None) -> Target:
@@ -129,8 +126,7 @@ def load(target: Target, client=None, home: Home | None = None, dtype: str = "au
 def _load_registry(target: Target, home: Home):
     import mlflow
 
-    mlflow.set_tracking_uri(home.mlflow_uri)
-    mlflow.set_registry_uri(home.mlflow_uri)
+    point_mlflow_at(home.mlflow_uri)
     parts = mlflow.transformers.load_model(target.load_uri, return_type="components")
     return parts["model"], parts["tokenizer"]
 

@@ -184,7 +184,7 @@ def _is_flow(path: Path, function: str) -> bool:
 
 @pytest.mark.parametrize("name", ["prefect.yaml", "tests/dsllm/prefect-worker-check.yaml"])
 def test_prefect_yaml_entrypoints_are_flows_and_crons_parse(name):
-    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
     config = yaml.safe_load((ROOT / name).read_text())
     names = [d["name"] for d in config["deployments"]]
@@ -194,5 +194,9 @@ def test_prefect_yaml_entrypoints_are_flows_and_crons_parse(name):
         assert _is_flow(ROOT / path, function), f"{deployment['entrypoint']} is not a @flow"
         assert deployment["work_pool"]["name"] == "dsllm-process"
         for schedule in deployment.get("schedules", []):
-            CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+            assert ("cron" in schedule) != ("interval" in schedule), f"one of cron/interval: {schedule}"
+            if "cron" in schedule:
+                CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+            else:
+                assert IntervalSchedule(interval=schedule["interval"]).interval.total_seconds() > 0
             assert isinstance(schedule["active"], bool) and schedule["slug"]

@@ -117,8 +117,10 @@ def _healthy(url: str) -> bool:
 def test_runs_and_registry_live_in_postgres(mlflow_server, monkeypatch, tmp_path):
     import psycopg2
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server["url"])
-    mlflow.set_tracking_uri(None)  # resolved from MLFLOW_TRACKING_URI, as in a flow run
+    mlflow.set_tracking_uri(None)  # forget any URI set earlier in this process (this also unsets the variable)
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", None)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)  # the registry follows the tracking URI
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server["url"])  # resolved from here, as in a flow run
     assert mlflow.get_tracking_uri() == mlflow_server["url"]
     mlflow.set_experiment("dsllm-pg")
     note = tmp_path / "note.md"

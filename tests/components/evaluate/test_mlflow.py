@@ -7,6 +7,7 @@ import pytest
 from components.config import EvalConfig
 from components.evaluate.report import flat_metrics, log_mlflow
 from components.evaluate.runner import evaluate
+from components.home import point_mlflow_at
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def test_registered_model_is_evaluated_by_alias(catalog, toy_chat, home, monkeyp
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", home.mlflow_uri)
-    mlflow.set_tracking_uri(home.mlflow_uri)
+    point_mlflow_at(home.mlflow_uri)
     # this home's own experiment (not one a previous test made active), its artifacts in the home, never ./mlruns
     mlflow.set_experiment(experiment_id=mlflow.create_experiment(
         "registry-test", artifact_location=home.mlflow_artifacts.as_uri()))

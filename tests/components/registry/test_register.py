@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.artifacts import parse_uri
+from components.home import point_mlflow_at
 from components.registry import audit, register
 from tests.components.registry.fixtures import evaluation, with_scores
 
@@ -54,7 +55,7 @@ def test_register_chat_writes_card_tags_metrics_and_loads_back(registry, name):
     assert {"model_card/model_card.md", "model_card/scorecard.png", "model_card/pretrain_loss.png",
             "model_card/sft_curves.png", "model_card/dpo_curves.png"} <= logged
 
-    mlflow.set_tracking_uri(registry.home.mlflow_uri)
+    point_mlflow_at(registry.home.mlflow_uri)
     parts = mlflow.transformers.load_model(f"models:/{name}/{mv.version}", return_type="components")
     saved = registry.store.resolve(uris["dpo"]) / "hf"
     assert type(parts["model"]).__name__ == "LlamaForCausalLM"

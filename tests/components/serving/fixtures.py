@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.home import point_mlflow_at
 from components.serving.generate import DEFAULT_SYSTEM
 from tests.components.align.fixtures import make_tokenizer
 
@@ -112,8 +113,7 @@ def register(tracking_uri: str, name: str, dirs: dict[int, Path], work: Path) ->
     import mlflow
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     # artifacts beside the database, never ./mlruns in the working directory
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("dsllm-test-registry",
                                                                  artifact_location=(work / "artifacts").as_uri()))
