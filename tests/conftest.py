@@ -57,11 +57,24 @@ def _restore_mlflow_globals(saved: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
+def _drain_prefect_workers() -> None:
+    """Prefect's events and log workers are process-wide and keep the API they were first started against:
+    drain them so the next module's Prefect server gets fresh ones (not ones sending to a stopped server)."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (EventsWorker, APILogWorker):
+        worker.drain_all(timeout=15)
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _mlflow_globals_per_module():
+def _process_globals_per_module():
     saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
     yield
     _restore_mlflow_globals(saved)
+    _drain_prefect_workers()
 
 
 @pytest.fixture(autouse=True)
