@@ -321,7 +321,7 @@ class StudyConfig(StageConfig):
     budget_min: float = Field(default=5e10, gt=0)
     """Smallest compute budget C = M·D in FLOPs (M = non-embedding FLOPs per token, D = tokens)."""
     budget_max: float = Field(default=2e11, gt=0)
-    """Largest compute budget C in FLOPs (the defaults fit 2 CPU cores in about an hour; see `dsllm scaling
+    """Largest compute budget C in FLOPs (the default study took 37.5 min on 2 quiet CPU cores; see `dsllm scaling
     plan` for an estimate of any study)."""
     n_budgets: int = Field(default=3, ge=2, le=32)
     """Compute budgets, log-spaced from budget_min to budget_max."""
