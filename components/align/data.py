@@ -4,7 +4,9 @@ Every record becomes either an SFT example `{"messages": [{"role", "content"}, .
 pair `{"prompt": [...], "chosen": [...], "rejected": [...]}` (TRL's conversational formats).
 Accepted inputs: Alpaca (instruction/input/output[/system]), ShareGPT (`conversations` of
 from/value), OpenAI-style `messages`, preference pairs (`conversations`/`chosen`/`rejected` or
-`prompt`/`chosen`/`rejected`) and GSM8K (question/answer). `dpo_language` is derived from the demo
+`prompt`/`chosen`/`rejected`) and GSM8K (question/answer). `gsm8k_train` is an optional set (no
+registry carries it): it raises `NotAvailable` unless `$DSLLM_BENCHMARKS` holds it, and the
+preparation skips it with one line. `dpo_language` is derived from the demo
 preference sets (see `language_pairs`). A record that fits no format, or has
 missing or empty fields, is quarantined with its reason; nothing is dropped silently.
 """
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from components.names import did_you_mean
-from components.sources.archives import package_dir, shared_benchmarks
+from components.sources.archives import package_dir
+from components.sources.benchmarks import NotAvailable, extra_file
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
          "system": "system", "bot": "assistant"}
@@ -168,7 +171,7 @@ def _parse(line: str) -> Any:
 CATALOG: dict[str, tuple[str, Any]] = {
     "alpaca_en": ("sft", lambda: _llamafactory("alpaca_en_demo.json")),
     "alpaca_zh": ("sft", lambda: _llamafactory("alpaca_zh_demo.json")),
-    "gsm8k_train": ("sft", lambda: shared_benchmarks() / "gsm8k" / "train.jsonl"),
+    "gsm8k_train": ("sft", lambda: _gsm8k_train()),
     "dpo_en": ("dpo", lambda: _llamafactory("dpo_en_demo.json")),
     "dpo_zh": ("dpo", lambda: _llamafactory("dpo_zh_demo.json")),
 }
@@ -190,6 +193,13 @@ def language_pairs() -> Loaded:
 
 # Preference sets built from the catalog's sets: name → a function giving the converted pairs
 DERIVED: dict[str, Any] = {"dpo_language": language_pairs}
+
+
+def _gsm8k_train() -> Path:
+    try:
+        return extra_file("gsm8k", "train.jsonl")
+    except NotAvailable as exc:
+        raise NotAvailable(f"{exc}; online, list hf:openai/gsm8k:main@train in align.sft_datasets instead") from None
 
 
 def _llamafactory(name: str) -> Path:

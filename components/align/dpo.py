@@ -31,6 +31,7 @@ from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
 from components.align.timing import Phases
 from components.artifacts import StageSpec
 from components.config import AlignConfig
+from components.sources.benchmarks import fingerprint
 
 SFT_ONLY = {"sft_datasets", "sft_epochs", "sft_lr", "max_sft_examples", "max_answer_tokens", "packing",
             "monitor_prompts"}
@@ -152,4 +153,5 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("dpo", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=SFT_ONLY))
+# v3: the key covers the eval sets available to decontamination
+STAGE = StageSpec("dpo", 3, work, key_config=lambda cfg: {**cfg.model_dump(exclude=SFT_ONLY), "evalsets": fingerprint()})

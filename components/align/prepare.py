@@ -9,7 +9,10 @@ prompt alone takes more than half of max_length is skipped (its completions woul
 nothing). A held-out share of the prompts is split off evenly across the
 stream (pairs that share a prompt stay on one side, so no held-out prompt was trained on). Each record
 keeps the name of its set under `dataset` (`training_records` strips it for the trainers). Everything
-dropped is counted; quarantined and contaminated records go to a jsonl file.
+dropped is counted; quarantined and contaminated records go to a jsonl file. An optional set whose
+data is not on this machine (`gsm8k_train` without `$DSLLM_BENCHMARKS`) is skipped with one console
+line and listed under `not_available`; eval sets decontamination could not use are listed under
+`decontam_unavailable`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from components.align.data import load
 from components.align.decontam import Index, decontaminate
+from components.sources.benchmarks import NotAvailable, say_missing
 
 
 @dataclass
@@ -100,12 +104,18 @@ def prepare(names: list[str], kind: str, tokenizer, *, max_length: int, cap: int
     if not names:
         raise ValueError(f"No {kind.upper()} datasets configured (align.{kind}_datasets is empty)")
     counts: dict = {"read": {}, "quarantined": Counter(), "decontaminated": Counter(), "too_long": 0,
-                    "answer_too_long": 0}
+                    "answer_too_long": 0, "not_available": [],
+                    "decontam_unavailable": sorted(getattr(index, "unavailable", []))}
     quarantine.parent.mkdir(parents=True, exist_ok=True)
     sets = []
     with quarantine.open("w", encoding="utf-8") as bad:
         for name in names:
-            loaded = load(name, kind)
+            try:
+                loaded = load(name, kind)
+            except NotAvailable as exc:  # an optional set: reported, never fatal
+                say_missing(kind, f"dataset {name}", str(exc))
+                counts["not_available"].append(name)
+                continue
             counts["read"][name] = len(loaded.records) + len(loaded.quarantined)
             counts["quarantined"].update(loaded.reasons)
             for q in loaded.quarantined:
@@ -155,7 +165,19 @@ def default_index(n: int = 13, benchmarks: tuple[str, ...] | None = None) -> Ind
 
     names = list(benchmarks or DataConfig().decontam_benchmarks)
     index = decontam.load(str(decontam.build_index(names, n)))
-    return lambda text: index.hit(units(text)) or None
+    for name, reason in sorted(index.meta["missing"].items()):
+        say_missing("align", f"decontamination against {name}", reason)
+    return _Hits(lambda text: index.hit(units(text)) or None, sorted(index.meta["missing"]))
+
+
+class _Hits:
+    """An `Index` callable that also says which eval sets it could not cover (`unavailable`)."""
+
+    def __init__(self, hit, unavailable: list[str]):
+        self.hit, self.unavailable = hit, unavailable
+
+    def __call__(self, text: str) -> str | None:
+        return self.hit(text)
 
 
 def write_jsonl(records: list[dict], path: Path) -> Path:

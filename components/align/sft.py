@@ -36,6 +36,7 @@ from components.align.runner import (
 from components.align.timing import Phases
 from components.artifacts import StageSpec
 from components.config import AlignConfig
+from components.sources.benchmarks import fingerprint
 
 DPO_ONLY = {"dpo_datasets", "dpo_epochs", "dpo_lr", "dpo_beta", "max_dpo_pairs"}
 HELDOUT_SAMPLES_PER_LANG = 2  # held-out prompts added to the configured sample prompts, per language
@@ -149,4 +150,5 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("sft", 2, work, key_config=lambda cfg: cfg.model_dump(exclude=DPO_ONLY))
+# v3: gsm8k_train optional; the key covers the eval sets available (decontamination, optional sets)
+STAGE = StageSpec("sft", 3, work, key_config=lambda cfg: {**cfg.model_dump(exclude=DPO_ONLY), "evalsets": fingerprint()})

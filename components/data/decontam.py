@@ -22,12 +22,12 @@ from components.home import Home
 from components.names import did_you_mean
 from components.sources.fetch import sha256_of
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 BLOOM_BITS = 26  # a 2^26-bit (8 MiB) filter in front of the sorted hashes: most n-grams stop there
 
 
 def check_benchmarks(names: list[str]) -> list[str]:
-
+    """`names`, after checking each is a known benchmark (ValueError with a hint otherwise)."""
     for name in names:
         if name not in LOADERS:
             hint = did_you_mean(name, LOADERS)
@@ -41,7 +41,7 @@ def _available(names: list[str], download: bool) -> tuple[dict[str, list[Path]],
         try:
             files[name] = LOADERS[name][0](download)
         except FileNotFoundError as exc:
-            missing[name] = f"not available ({exc})"
+            missing[name] = str(exc)  # what is missing and how to get it
     return files, missing
 
 

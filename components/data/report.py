@@ -23,8 +23,8 @@ def counts(res: dict, quarantine: Counter, upstream: Counter, index_meta: dict, 
     ok = meta["status"] == ""
     by_reason = Counter(reason[reason != ""])
     prefixed = lambda p: {k.split(":", 1)[1]: v for k, v in sorted(by_reason.items()) if k.startswith(p)}  # noqa: E731
+    # counts stay numbers: a benchmark whose files are missing is listed apart, never counted as a string
     decontam = {b: prefixed("decontam:").get(b, 0) for b in benchmarks if b not in index_meta["missing"]}
-    decontam.update({b: "not available" for b in index_meta["missing"]})
     kept = res["copies"] > 0
     table = res["dedup_table"]
     return {
@@ -37,6 +37,7 @@ def counts(res: dict, quarantine: Counter, upstream: Counter, index_meta: dict, 
                   "rate_global": table[-1]["rate"] if table else 0.0,
                   "rate_alone": {r["scope"].removesuffix(" alone"): r["rate"] for r in table if r["scope"].endswith(" alone")}},
         "filter": prefixed("filter:"), "decontam": decontam,
+        "decontam_unavailable": sorted(b for b in benchmarks if b in index_meta["missing"]),
         "remix": {"downsampled": by_reason.get("remix:downsampled", 0),
                   "rates": {r["bucket"]: r["rate"] for r in res["mixture_table"]}},
         "output": {"documents": int(res["copies"].sum()), "unique_documents": int(kept.sum()),
@@ -56,10 +57,16 @@ def _agreement(meta: dict, ok: np.ndarray) -> dict:
 def upstream_counts(corpus: Path) -> Counter:
     """Reasons in the sources stage's own quarantine.jsonl (counted, not re-quarantined)."""
     path, out = corpus / "quarantine.jsonl", Counter()
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    if not path.is_file():
+        return out
+    # Read with the discipline it was written with: one JSON object per b"\n"-terminated line. Never
+    # str.splitlines(), which also splits at U+0085, U+2028, \x1c... inside a quoted sample.
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
             try:
-                out[str(json.loads(line).get("reason", "unknown"))] += 1
+                out[str(json.loads(raw.decode("utf-8", errors="replace")).get("reason", "unknown"))] += 1
             except (json.JSONDecodeError, AttributeError):
                 out["unparseable_line"] += 1
     return out

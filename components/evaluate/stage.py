@@ -13,6 +13,7 @@ from components.artifacts import StageSpec
 from components.config import EvalConfig
 from components.evaluate.runner import evaluate
 from components.home import Home
+from components.sources.benchmarks import fingerprint
 
 NOT_IN_KEY = {"batch_size", "sandbox_workers", "cache"}
 """Settings that change how fast results come, not what they are."""
@@ -26,7 +27,7 @@ def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
 
 
 def key_config(cfg: EvalConfig) -> dict:
-    return cfg.model_dump(mode="json", exclude=NOT_IN_KEY)
+    return {**cfg.model_dump(mode="json", exclude=NOT_IN_KEY), "evalsets": fingerprint()}  # extras on/off
 
 
 STAGE = StageSpec("evaluate", 1, work, key_config)

