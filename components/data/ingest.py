@@ -2,7 +2,7 @@
 
 The corpus is `docs/*.parquet` (columns id, text, lang, domain, source) and, for local drops,
 `docs/*.jsonl`. Work is split into read units (one parquet row group, or one jsonl file) so Ray
-reads them in parallel. Nothing raises on bad data: an unreadable or binary file, a malformed
+reads them in parallel. Nothing raises on bad data: an unreadable, empty or binary file, a malformed
 JSON line, invalid UTF-8, an empty text, a text over `max_chars` (the 100 MB single line), or a
 text that is mostly control characters becomes a row with `status` set to the reason and only
 a short preview of the text kept. Valid records around them are read as usual.
@@ -16,9 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components.sources.readers import sniff
+
 COLUMNS = ("uid", "id", "text", "lang", "domain", "source", "status", "detail")
 PREVIEW = 200
-_BINARY_SNIFF = 8192
 
 
 def list_units(corpus: Path) -> tuple[list[dict], list[dict]]:
@@ -39,15 +40,14 @@ def list_units(corpus: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _inspect(path: Path) -> tuple[str, str, list[int]]:
-    with path.open("rb") as fh:
-        head = fh.read(_BINARY_SNIFF)
     if path.suffix == ".parquet":
         try:
             return "", "", list(range(pq.ParquetFile(path).metadata.num_row_groups))
         except (pa.ArrowException, OSError) as exc:
             return "unreadable_file", str(exc)[:200], []
     if path.suffix in (".jsonl", ".ndjson"):
-        return ("binary_file", "NUL bytes in the first 8 KiB", []) if b"\0" in head else ("", "", [-1])
+        whole = sniff(path)  # an empty or binary file is one entry (empty_file, binary_file), never one per line
+        return (f"{whole.reason}_file", whole.sample, []) if whole else ("", "", [-1])
     return "unsupported_file", f"suffix {path.suffix!r}; expected .parquet or .jsonl", []
 
 

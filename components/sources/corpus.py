@@ -4,8 +4,9 @@ Output (in the stage's artifact folder):
 - `docs/<source>.parquet`: string columns id, text, lang, domain, source, written in row groups
   so memory stays bounded;
 - `quarantine.jsonl`: one line per record or file that could not be read
-  ({source, id, reason, sample}); reasons: malformed_json, invalid_utf8, bad_encoding, binary,
-  empty_text, too_long, missing_text, malformed_csv, unreadable;
+  ({source, id, reason, sample}), written and read as JSON lines ended by "\n" only; reasons:
+  malformed_json, invalid_utf8, bad_encoding, binary (a whole file: one entry), empty (a whole
+  file), empty_text, too_long, missing_text, malformed_csv, unreadable;
 - `report/sources.md`: a table and a sample per source.
 Counts: {"docs": {source: n}, "chars": {source: n}, "scanned": {source: n},
 "quarantined": {reason: n}}. With caps, a first pass ranks every document (see `sampling.py`)
@@ -151,6 +152,10 @@ def work(cfg: SourcesConfig, inputs: dict[str, Path], out_dir: Path) -> dict[str
             results.append(build_source(src, cfg, home, out_dir / "docs" / f"{src.name}.parquet", quarantine))
     write_report(results, cfg, out_dir / "report" / "sources.md")
     problems = sum((r.problems for r in results), Counter())
+    # in full on the console: the flow's one-line summary of the counts may be cut short
+    listed = ", ".join(f"{reason} {n:,}" for reason, n in sorted(problems.items())) or "none"
+    print(f"[corpus] quarantined: {sum(problems.values()):,} ({listed}); see quarantine.jsonl", file=sys.stderr,
+          flush=True)
     return {"docs": {r.source.name: r.docs for r in results},
             "chars": {r.source.name: r.chars for r in results},
             "scanned": {r.source.name: r.scanned for r in results},

@@ -6,6 +6,8 @@ Local formats, chosen by file suffix:
   column, else `content`; optional `lang` and `domain` columns are kept.
 - `.txt`: one document per file (the whole file; split big text into files yourself, so a
   document boundary is always one you chose).
+Every file but parquet is sniffed first: an empty file is one `empty` entry, a binary one (NUL bytes or
+mostly non-UTF-8 bytes in its first block) one `binary` entry, whatever its suffix.
 
 A record without a `lang` gets one detected cheaply from its share of Han characters; the domain
 defaults to "local". Hugging Face ids (`id[:config][@split]`, split default "train") are read
@@ -22,7 +24,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.sources.readers import Bad, Item, from_record, jsonl, load_json_list, whole_file
+from components.sources.readers import Bad, Item, from_record, jsonl, load_json_list, sniff, whole_file
 
 LOCAL_FORMATS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -82,6 +84,10 @@ def read_local(path: Path) -> Iterator[Item]:
               ".txt": whole_file}.get(suffix)
     if reader is None:
         yield Bad("", "unsupported_format", f"{path.name}: not one of {', '.join(LOCAL_FORMATS)}")
+        return
+    whole = sniff(path) if suffix != ".parquet" else None  # parquet is binary by design; pyarrow checks it
+    if whole is not None:  # an empty or binary file: one quarantine entry for the file, not one per line
+        yield whole
         return
     yield from reader(path)
 

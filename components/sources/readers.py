@@ -3,12 +3,14 @@
 A reader takes a path and yields `Doc(n, text)` per document, where `n` is the document's index
 in that file (it makes the stable id `<source>/<file>/<n>`), or `Bad(where, reason, sample)` for
 a record it cannot read (malformed JSON, bytes that are not UTF-8, a binary file, ...). Readers
-only undo a file's format (POS tags, JSON, tokenisation); the checks every source shares (empty,
-binary, too long) and the quarantine file live in `catalog.py` and `corpus.py`.
+only undo a file's format (POS tags, JSON, tokenisation); `sniff` judges a whole local file first
+(empty or binary: one entry for the file); the checks every record shares (empty, binary, too long)
+and the quarantine file live in `catalog.py` and `corpus.py`. Line-based files split at b"\n" only.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -82,18 +84,49 @@ def load_json_list(path: Path) -> list | Bad:
     return records
 
 
+SNIFF_BYTES = 8192
+BINARY_SHARE, BINARY_MIN = 0.3, 64
+"""A file whose first block holds a NUL byte, or more than this share (and at least BINARY_MIN) of bytes
+that are not UTF-8, is binary; fewer bad bytes are text in another encoding (invalid_utf8)."""
+MAX_LINE_BYTES = 64 * 2**20
+"""A JSON line longer than this is quarantined as too_long unread (no document is that long; memory stays bounded)."""
+
+
+def sniff(path: Path) -> Bad | None:
+    """`Bad` for a whole file that is empty (reason `empty`) or binary (reason `binary`), judged from its first
+    block, so such a file is one quarantine entry, never one per line; None for a text file."""
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+        more = bool(fh.read(1))
+    if not head.strip() and not more:
+        return Bad("", "empty", f"{path.name}: empty file ({len(head)} bytes, no text)")
+    if b"\0" in head:
+        return Bad("", "binary", f"{path.name}: NUL bytes in the first {len(head):,} bytes: {sample_of(head, 60)}")
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    bad = decoder.decode(head, final=not more).count("\ufffd")  # a character cut at the block's end is not bad
+    if bad > max(BINARY_SHARE * len(head), BINARY_MIN):
+        return Bad("", "binary", f"{path.name}: {bad:,} of the first {len(head):,} bytes are not UTF-8: "
+                   f"{sample_of(head, 60)}")
+    return None
+
+
 def byte_lines(path: Path) -> Iterator[tuple[int, str | Bad]]:
-    """Non-blank lines with their 0-based line numbers; each decoded on its own, so one bad line
-    is quarantined without losing the rest of the file."""
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-    for i, raw in enumerate(data.split(b"\n")):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        try:
-            yield i, raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield i, Bad(str(i), "invalid_utf8", f"{exc.reason} at byte {exc.start}: {sample_of(raw)}")
+    """Non-blank lines (ended by b"\n" only) with their 0-based line numbers, streamed; each decoded on
+    its own, so one bad line is quarantined without losing the rest of the file. A line over
+    `MAX_LINE_BYTES` is reported as too_long without decoding it."""
+    with path.open("rb") as fh:
+        for i, raw in enumerate(fh):
+            raw = (raw.removeprefix(b"\xef\xbb\xbf") if i == 0 else raw).rstrip(b"\r\n")
+            if len(raw) > MAX_LINE_BYTES:
+                yield i, Bad(str(i), "too_long", f"{len(raw):,} bytes on one line > {MAX_LINE_BYTES:,}: "
+                             f"{sample_of(raw, 100)}")
+                continue
+            if not raw.strip():
+                continue
+            try:
+                yield i, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield i, Bad(str(i), "invalid_utf8", f"{exc.reason} at byte {exc.start}: {sample_of(raw)}")
 
 
 def from_record(n: int, obj: Any) -> Item:

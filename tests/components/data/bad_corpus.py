@@ -45,9 +45,10 @@ def write_bad_corpus(root: Path, big: bool = True) -> dict[str, int]:
     (docs / "blob.jsonl").write_bytes(bytes(range(256)) * 64)                # a binary file
     (docs / "broken.parquet").write_bytes(b"PAR1 this is not parquet")        # a corrupt parquet file
     (docs / "notes.docx").write_bytes(b"PK\x03\x04")                          # an unsupported file
+    (docs / "nothing.jsonl").write_bytes(b"")                                   # an empty file
     pq.write_table(pa.table({"text": ["no id column"]}), docs / "noid.parquet")
     expected = {"malformed_json": 1, "invalid_utf8": 2, "empty": 1, "binary": 1, "missing_text": 1,
-                "binary_file": 1, "unreadable_file": 1, "unsupported_file": 1, "missing_columns": 1}
+                "binary_file": 1, "unreadable_file": 1, "unsupported_file": 1, "missing_columns": 1, "empty_file": 1}
     if big:
         expected["too_long"] = 1
     return expected
