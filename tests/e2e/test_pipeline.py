@@ -8,6 +8,7 @@ from components.artifacts import ArtifactStore
 from components.presets import load_config
 from flows import tracking
 from flows.pipeline import pipeline
+from tests.extras import extras_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +31,17 @@ def runs(prefect_server, shared_cache_home, tmp_path_factory):
     (home / "cache" / "downloads").symlink_to(downloads, target_is_directory=True)
     old = os.environ.get("DSLLM_HOME")
     os.environ["DSLLM_HOME"] = str(home)
-    try:
-        first = pipeline(config=load_config("tiny"))
-        second = pipeline(config=load_config("tiny"))
-        changed = pipeline(config=load_config("tiny", overrides=[CHANGED]))
-        yield first, second, changed
-    finally:
-        os.environ.pop("DSLLM_HOME") if old is None else os.environ.__setitem__("DSLLM_HOME", old)
+    extras = extras_dir()  # C-Eval and CMMLU, named explicitly (the product never looks for them)
+    with pytest.MonkeyPatch.context() as mp:
+        if extras:
+            mp.setenv("DSLLM_BENCHMARKS", str(extras))
+        try:
+            first = pipeline(config=load_config("tiny"))
+            second = pipeline(config=load_config("tiny"))
+            changed = pipeline(config=load_config("tiny", overrides=[CHANGED]))
+            yield first, second, changed
+        finally:
+            os.environ.pop("DSLLM_HOME") if old is None else os.environ.__setitem__("DSLLM_HOME", old)
 
 
 def _stage_runs(parent_run_name_index: int) -> dict[str, bool]:

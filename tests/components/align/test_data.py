@@ -3,6 +3,7 @@ import json
 import pytest
 
 from components.align.data import convert, load, read_records, to_dpo, to_sft
+from tests.extras import use_extras
 
 pytestmark = pytest.mark.unit
 
@@ -71,7 +72,8 @@ def test_unknown_name_suggests(tmp_path):
         load(str(tmp_path / "x.json"))
 
 
-def test_gsm8k_train_from_shared_data():
+def test_gsm8k_train_from_the_extras_folder(monkeypatch):
+    use_extras(monkeypatch)
     loaded = load("gsm8k_train")
     assert len(loaded.records) == 7473 and not loaded.quarantined
     assert all(r["messages"][-1]["content"].rsplit("The answer is ", 1)[1].endswith(".") for r in loaded.records[:50])
