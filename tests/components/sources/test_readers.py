@@ -5,6 +5,7 @@ import json
 import pytest
 
 from components.sources import readers
+from components.sources.brown import brown
 from components.sources.readers import Bad, Doc
 
 pytestmark = pytest.mark.unit
@@ -100,11 +101,11 @@ def test_brown_detokenises_and_takes_the_genre_domain(tmp_path):
     (tmp_path / "ca01").write_text(
         "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' (/( it/pps did/dod )/) ./.\n"
         "\tWas/bedz it/pps so/ql ?/. ?/.\n\n\n\tNew/jj paragraph/nn ;/. ;/. yes/rb ./.\n")
-    [doc] = items(readers.brown, tmp_path / "ca01")
+    [doc] = items(brown, tmp_path / "ca01")
     assert doc.text == 'The jury said "no evidence" (it did). Was it so?\n\nNew paragraph; yes.'
     assert doc.domain == "news"
     (tmp_path / "cj01").write_text("\tData/nns ./.\n")
-    assert items(readers.brown, tmp_path / "cj01")[0].domain == "nonfiction"
+    assert items(brown, tmp_path / "cj01")[0].domain == "nonfiction"
 
 
 def test_poetry_json_keeps_the_script_and_quarantines_empty_poems(tmp_path):
