@@ -175,4 +175,4 @@ def key_config(cfg: SourcesConfig) -> dict[str, Any]:
     return key
 
 
-STAGE = StageSpec("corpus", 1, work, key_config)
+STAGE = StageSpec("corpus", 2, work, key_config)  # 2: empty and binary local files are one entry each
