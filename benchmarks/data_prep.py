@@ -27,7 +27,7 @@ from components.data.normalize import normalize  # noqa: E402
 from components.data.prepare import prepare_batch  # noqa: E402
 from components.data.units import units  # noqa: E402
 
-BENCH = ["gsm8k", "ceval", "cmmlu"]  # shared-data benchmarks: no 85 MB download needed
+BENCH = ["gsm8k", "ceval", "cmmlu"]  # with $DSLLM_BENCHMARKS set: no 85 MB download; without, GSM8K from the wheel only
 
 
 def _batch(docs: list[tuple[str, str, str]]) -> dict[str, np.ndarray]:
