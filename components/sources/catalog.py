@@ -220,6 +220,9 @@ def _raw_items(src: Source, home: Home | None, only: set[str] | None) -> Iterato
     if src.kind == "hf":
         yield from local.read_hf(src.location)
         return
+    if src.kind == "local" and only is None:  # a folder's other files: one entry each, never skipped silently
+        for _, rel in local.unsupported_in_folder(src.location):
+            yield rel, Bad("", "unsupported_format", f"{rel}: not one of {', '.join(local.LOCAL_FORMATS)}; not read")
     for path, rel in list_files(src, home):
         if only is not None and rel not in only:
             continue

@@ -165,11 +165,12 @@ def work(cfg: SourcesConfig, inputs: dict[str, Path], out_dir: Path) -> dict[str
 def key_config(cfg: SourcesConfig) -> dict[str, Any]:
     """The config, plus what else changes the result: local files' contents, the stdlib version."""
     from components.sources.fetch import sha256_of
-    from components.sources.local import local_files
+    from components.sources.local import local_files, unsupported_in_folder
 
     key: dict[str, Any] = {"config": cfg}
     if cfg.local_paths:
         key["local_files"] = {e: [[rel, sha256_of(p)] for p, rel in local_files(e)] for e in cfg.local_paths}
+        key["unsupported"] = {e: [rel for _, rel in unsupported_in_folder(e)] for e in cfg.local_paths}  # reported
     if "python_stdlib" in cfg.names:
         key["python"] = ".".join(map(str, sys.version_info[:3]))
     return key

@@ -6,6 +6,7 @@ Local formats, chosen by file suffix:
   column, else `content`; optional `lang` and `domain` columns are kept.
 - `.txt`: one document per file (the whole file; split big text into files yourself, so a
   document boundary is always one you chose).
+A folder's files of other formats are not read but reported (`unsupported_format`, one entry each).
 Every file but parquet is sniffed first: an empty file is one `empty` entry, a binary one (NUL bytes or
 mostly non-UTF-8 bytes in its first block) one `binary` entry, whatever its suffix.
 
@@ -55,6 +56,16 @@ def local_files(entry: str) -> list[tuple[Path, str]]:
         found = [Path(p) for p in glob.glob(str(path), recursive=True)]
     files = [(p.resolve(), p.relative_to(base).as_posix()) for p in found if p.is_file()]
     return sorted(files, key=lambda pair: pair[1])
+
+
+def unsupported_in_folder(entry: str) -> list[tuple[Path, str]]:
+    """Files under a folder entry that are not of a supported format (dotfiles aside): not read, but reported."""
+    path = Path(entry).expanduser()
+    if not path.is_dir():
+        return []
+    found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() not in LOCAL_FORMATS
+             and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    return sorted((p.resolve(), p.relative_to(path).as_posix()) for p in found)
 
 
 def _glob_base(pattern: str) -> str:

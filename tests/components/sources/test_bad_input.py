@@ -32,6 +32,7 @@ def bad_folder(tmp_path):
         fh.write(b'{"text": "' + b"a" * (100 * 2**20) + b'"}\n')  # a 100 MB line
         fh.write(b"\n".join(lines[5:]) + b"\n")
     (folder / "random.jsonl").write_bytes(os.urandom(2**20))  # 1 MB of random bytes
+    (folder / "random.bin").write_bytes(os.urandom(2**10))  # a format no reader takes: reported, not read
     (folder / "empty.jsonl").write_bytes(b"")
     (folder / "blank.txt").write_text("  \n\n")
     (folder / "doc_a.txt").write_text(GOOD[4])
@@ -49,14 +50,16 @@ def test_bad_folder_yields_one_entry_per_bad_line_or_file(home, bad_folder, caps
     where = sorted((e["id"].removeprefix(name + "/"), e["reason"]) for e in entries)
     assert where == [("blank.txt", "empty"), ("empty.jsonl", "empty"), ("mixed.jsonl/1", "malformed_json"),
                      ("mixed.jsonl/3", "invalid_utf8"), ("mixed.jsonl/4", "malformed_json"),
-                     ("mixed.jsonl/5", "too_long"), ("random.jsonl", "binary")]
-    expected = {"binary": 1, "empty": 2, "invalid_utf8": 1, "malformed_json": 2, "too_long": 1}
+                     ("mixed.jsonl/5", "too_long"), ("random.bin", "unsupported_format"), ("random.jsonl", "binary")]
+    expected = {"binary": 1, "empty": 2, "invalid_utf8": 1, "malformed_json": 2, "too_long": 1,
+                "unsupported_format": 1}
     assert result.counts["quarantined"] == expected
     texts = pq.read_table(out / "docs" / f"{name}.parquet").column("text").to_pylist()
     assert sorted(texts) == sorted(GOOD), "every good document reaches the corpus artifact"
     assert upstream_counts(out) == expected, "read back line by line as written (U+0085/U+2028 inside a sample)"
     line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[corpus] quarantined"))
-    assert line.startswith("[corpus] quarantined: 7 (binary 1, empty 2, invalid_utf8 1, malformed_json 2, too_long 1)")
+    assert line.startswith("[corpus] quarantined: 8 (binary 1, empty 2, invalid_utf8 1, malformed_json 2, too_long 1, "
+                           "unsupported_format 1)")
 
 
 def test_upstream_counts_never_split_inside_a_sample(tmp_path):
