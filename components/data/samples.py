@@ -28,7 +28,7 @@ def _wiki(home: Home) -> Iterator[str]:
 
 def _c4(home: Home) -> Iterator[str]:
     path = next(package_dir("llamafactory", home).glob("*/data/c4_demo.jsonl"))
-    yield from (json.loads(ln)["text"] for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+    yield from (json.loads(ln)["text"] for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip())  # JSON lines: \n only
 
 
 def _peoples_daily(home: Home) -> Iterator[str]:
