@@ -32,7 +32,7 @@ def _mixture(path: Path) -> list[dict]:
     return pads.dataset(str(path / "mixture"), format="parquet").to_table().to_pylist()
 
 
-def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local, monkeypatch):
+def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local, monkeypatch, capfd):
     no_extras(monkeypatch)  # a fresh machine: C-Eval is not available, which is reported, never a string count
     store = ArtifactStore(home)
     expected = {}
@@ -52,6 +52,11 @@ def test_bad_input_is_quarantined_and_the_run_finishes(home, ray_local, monkeypa
     assert res.counts["read"]["documents"] == len(VALID_EN) + len(VALID_ZH)
     assert res.counts["decontam_unavailable"] == ["ceval"] and set(res.counts["decontam"]) == {"gsm8k", "mmlu"}
     assert all(isinstance(n, int) for n in res.counts["decontam"].values())
+    err = capfd.readouterr().err
+    said = next(ln for ln in err.splitlines() if ln.startswith("[data] quarantined here:"))
+    assert said.startswith(f"[data] quarantined here: {sum(expected.values())} (")
+    assert all(f"{reason} {n}" in said for reason, n in expected.items()), "every count, in full"
+    assert "[data] decontamination against ceval: not available" in err and "DSLLM_BENCHMARKS" in err
 
 
 def _real_corpus(out: Path, home) -> None:
