@@ -40,8 +40,8 @@ class NotAvailable(FileNotFoundError):
 
 
 def how_to_get(name: str) -> str:
-    hub = f" or, online, from the Hugging Face dataset {HUB_IDS[name]!r}" if name in HUB_IDS else ""
-    return f"set {ENV} to a folder laid out as {LAYOUT}{hub}"
+    hub = f" (online: the Hugging Face dataset {HUB_IDS[name]!r})" if name in HUB_IDS else ""
+    return f"to get it, set {ENV} to a folder laid out as {LAYOUT}{hub}"
 
 
 def benchmarks_dir() -> Path | None:
@@ -65,7 +65,7 @@ def extra_files(name: str, pattern: str) -> list[Path]:
     what = f"{ENV} is not set" if root is None else f"nothing matches {root / name / pattern}"
     files = sorted(p for p in (root / name).glob(pattern) if p.is_file()) if root else []
     if not files:
-        raise NotAvailable(f"{name} ({pattern}) is not available: {what}; {how_to_get(name)}", what)
+        raise NotAvailable(f"{name} ({pattern}): {what}; {how_to_get(name)}", what)
     return files
 
 
@@ -109,4 +109,4 @@ def fingerprint() -> dict[str, str | None]:
 
 def say_missing(stage: str, what: str, reason: str) -> None:
     """The one console line for an optional set that is skipped: what is missing and how to get it."""
-    print(f"[{stage}] {what}: not available, skipped ({reason})", file=sys.stderr, flush=True)
+    print(f"[{stage}] {what}: not available, skipped. {reason}", file=sys.stderr, flush=True)
