@@ -96,7 +96,7 @@ class Session:
             return run_bpb(self.lm, pack, self.cfg.limit)
         items = self.items(task)
         if task.kind == "choice":
-            return choice.run_choice(items, self.score(task))
+            return choice.run_choice(items, self.score(task), task.metric)
         if task.kind == "generate":
             return generation.run_generate(items, self.generate(task), task.check)
         with self._bar(len(items) * self.cfg.n_samples, f"{task.name} (sandbox)") as bar:
