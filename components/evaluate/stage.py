@@ -29,4 +29,4 @@ def key_config(cfg: EvalConfig) -> dict:
     return cfg.model_dump(mode="json", exclude=NOT_IN_KEY)
 
 
-STAGE = StageSpec("evaluate", 1, work, key_config)
+STAGE = StageSpec("evaluate", 2, work, key_config)  # 2: unforgeable code verdicts, per-document bpb, lm-eval acc_norm, mode by kind
