@@ -100,3 +100,24 @@ def test_bad_packs_are_refused_with_a_reason(lm, tmp_path):
     np.array([1, 2, 10 ** 6], dtype=np.uint32).tofile(pack / "val" / "en.bin")
     with pytest.raises(ValueError, match="tokenizer the pack was made with"):
         run_bpb(lm, pack)
+
+
+def test_the_projects_tokenizer_decodes_pack_documents_to_exactly_their_bytes(tmp_path):
+    """bpb's bytes are the decoded text of each document: with the project's own tokenizer (byte fallback,
+    identity normalisation, no dummy prefix) that is the document's text, byte for byte, as the pack counted it."""
+    import inspect
+    import textwrap
+
+    import sentencepiece as spm
+
+    from components.tokenizer import hf
+    from components.tokenizer.train import train
+
+    docs = [inspect.getsource(textwrap), "  Leading spaces, tabs\tand\n\nblank lines.  ", "以下是中国关于考试的单项选择题。答案：甲",
+            "Rare: 𠀀 é 😀 \u2028 end", "def f():\n\treturn 1\n"]
+    train(docs * 3, 400, 0.9995, tmp_path / "m.model")
+    tok = hf.export(tmp_path / "m.model", tmp_path / "hf")
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "m.model"))
+    for doc in docs:
+        ids = sp.encode(doc)  # as the pack stage encodes
+        assert tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) == doc, doc[:40]
