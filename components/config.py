@@ -255,9 +255,10 @@ class EvalConfig(StageConfig):
     tasks: list[str] = ["bpb", "gsm8k", "humaneval", "mmlu", "ceval", "cmmlu"]
     """Registered task names to run (`dsllm eval --help` lists them)."""
     limit: int | None = Field(default=None, ge=1)
-    """Samples per task, a fixed random subset (None = all); for bpb, windows per domain."""
+    """Samples per task, a fixed random subset (None = all); for bpb, whole documents per domain."""
     mode: Literal["auto", "chat", "base"] = "auto"
-    """Prompting: chat template or few-shot text; auto = chat when the tokenizer has a chat template."""
+    """Prompting: chat template or few-shot text; auto = by the model's kind (pretrain / dsllm-base -> base, SFT, DPO /
+    dsllm-chat -> chat), by the tokenizer's chat template only when the kind is unknown."""
     n_samples: int = Field(default=1, ge=1, le=200)
     """Completions per code problem for pass@k (1 = greedy pass@1)."""
     temperature: float = Field(default=0.8, gt=0, le=2)

@@ -36,7 +36,8 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="Samples per task (a fixed random subset)")] = None,
     pack: Annotated[str | None, typer.Option(help="Pack artifact (dsllm://pack/<key> or dir) for bpb")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default <home>/eval/<model>-<time>)")] = None,
-    mode: Annotated[str, typer.Option(help="auto, chat or base prompting")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto (by the model's kind: pretrain/dsllm-base -> base, sft/dpo/"
+                                      "dsllm-chat -> chat), chat or base prompting")] = "auto",
     n_samples: Annotated[int, typer.Option(help="Samples per code problem for pass@k")] = 1,
     max_new_tokens: Annotated[int, typer.Option(help="Generation budget")] = 512,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass")] = 8,

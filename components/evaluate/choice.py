@@ -2,8 +2,11 @@
 
 MMLU, C-Eval and CMMLU show the lettered options and score the letters (5-shot from each subject's
 dev split, the same shots for every question of the subject, so the scorer runs them once).
-HellaSwag and ARC score the option texts themselves, zero-shot. Both the raw argmax (`acc`) and
-the argmax of log-likelihood per UTF-8 byte of the option (`acc_norm`) are reported.
+HellaSwag and ARC score the option texts themselves, zero-shot. Reported as lm-evaluation-harness
+defines them (lm_eval/api/task.py, multiple_choice): `acc` the raw argmax, `acc_norm` the argmax of
+log-likelihood per CHARACTER of the option without its target delimiter (the leading space), and
+`acc_bytes` per UTF-8 byte of the same text. Each record carries the item's `id` and a numeric
+`score` (1/0 by the task's headline metric) for paired comparisons across model versions.
 """
 
 from __future__ import annotations
@@ -97,21 +100,32 @@ def build_arc(which: str):
     return build
 
 
-def run_choice(items: list[Item], score: Callable[[list[Item]], list[ChoiceScore]]) -> tuple[dict, list[dict]]:
-    """Accuracy (raw and per-byte normalised) and one record per item."""
+def option_text(choice: str) -> str:
+    """The option as lm-eval counts its length: without the target delimiter (" ") the request adds."""
+    return choice.removeprefix(" ")
+
+
+def run_choice(items: list[Item], score: Callable[[list[Item]], list[ChoiceScore]],
+               metric: str = "acc") -> tuple[dict, list[dict]]:
+    """Accuracy (raw, per character and per byte of the option, as lm-eval) and one record per item."""
     records, by_group = [], defaultdict(list)
     for item, s in zip(items, score(items), strict=True):
-        norm = [lp / max(1, len(c.encode())) for lp, c in zip(s.logprobs, item.request.choices, strict=True)]
-        pred, pred_norm = _argmax(s.logprobs), _argmax(norm)
+        options = [option_text(c) for c in item.request.choices]
+        pred = _argmax(s.logprobs)
+        pred_norm = _argmax([lp / max(1, len(o)) for lp, o in zip(s.logprobs, options, strict=True)])
+        pred_bytes = _argmax([lp / max(1, len(o.encode())) for lp, o in zip(s.logprobs, options, strict=True)])
         request = item.request
+        correct = {"acc": pred == item.gold, "acc_norm": pred_norm == item.gold, "acc_bytes": pred_bytes == item.gold}
         records.append({"id": item.id, "group": item.group, "prompt": request.header + request.context,
                         "shots": s.shots_used, "choices": list(request.choices), "logprobs": s.logprobs,
-                        "output": request.choices[pred], "extracted": pred, "pred_norm": pred_norm, "gold": item.gold,
-                        "correct": pred == item.gold, "correct_norm": pred_norm == item.gold})
+                        "output": request.choices[pred], "extracted": pred, "pred_norm": pred_norm,
+                        "pred_bytes": pred_bytes, "gold": item.gold, "correct": correct["acc"],
+                        "correct_norm": correct["acc_norm"], "correct_bytes": correct["acc_bytes"],
+                        "score": float(correct.get(metric, correct["acc"]))})
         by_group[item.group].append(pred == item.gold)
     n = len(records)
     metrics = {"acc": sum(r["correct"] for r in records) / n, "acc_norm": sum(r["correct_norm"] for r in records) / n,
-               "n": n}
+               "acc_bytes": sum(r["correct_bytes"] for r in records) / n, "n": n}
     if len(by_group) > 1:
         metrics["acc_macro"] = sum(sum(v) / len(v) for v in by_group.values()) / len(by_group)
     return metrics, records

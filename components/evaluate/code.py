@@ -3,7 +3,9 @@
 Base models continue the HumanEval function signature (stopping at the next top-level statement)
 or complete an MBPP `[BEGIN] ... [DONE]` block after three worked examples (MBPP tasks 2-4, the
 prompt of Austin et al. 2021 that DeepSeek uses). Chat models are asked for a ```python block.
-pass@k uses the unbiased estimator of Chen et al. 2021: 1 - C(n-c, k) / C(n, k).
+pass@k uses the unbiased estimator of Chen et al. 2021: 1 - C(n-c, k) / C(n, k). A record's `score`
+is its share of passing samples (pass@1's per-problem value). A program passes only when the sandbox
+saw it run to its end (see sandbox.py): a completion that exits before the tests fails.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def run_code(items: list[Item], generate: Callable[[list[Item]], list[list[str]]
                         "extracted": program(item, runs[0][0]), "gold": item.gold["canonical"],
                         "correct": runs[0][1].passed, "outputs": [o for o, _ in runs],
                         "status": [r.status for _, r in runs], "messages": [r.message[-500:] for _, r in runs],
-                        "passed": passed, "samples": len(runs)})
+                        "passed": passed, "samples": len(runs), "score": passed / len(runs)})
     n_samples = len(per_item[0]) if per_item else 0
     metrics = {f"pass@{k}": float(np.mean([pass_at_k(len(runs), sum(r.passed for _, r in runs), k)
                                            for runs in per_item])) for k in ks if k <= n_samples}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-ANSWER_IS = re.compile(r"answer is[:\s]*\$?\s*([^\n]*)", re.IGNORECASE)
+FINAL_MARKER = re.compile(r"the answer is|####", re.IGNORECASE)
 NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 MINERVA_FINAL = re.compile(r"final answer is (.*?)\. I hope it is correct", re.DOTALL)
 
@@ -23,14 +23,14 @@ REMOVED_EXPRESSIONS = ["square", "ways", "integers", "dollars", "mph", "inches",
                        "\\text{}", r"\mathrm{th}", r"^\circ", r"^{\circ}", r"\;", r",\!", "{,}", '"', "\\dots"]
 
 
-def number(text: str | None) -> str | None:
-    """The last number in `text`, without thousands separators or a trailing zero fraction."""
+def number(text: str | None, which: int = -1) -> str | None:
+    """The last (or `which`) number in `text`, without thousands separators or a trailing zero fraction."""
     if not text:
         return None
     found = NUMBER.findall(text.replace("$", ""))
     if not found:
         return None
-    value = found[-1].replace(",", "")
+    value = found[which].replace(",", "")
     if "." in value:
         value = value.rstrip("0").rstrip(".") or "0"
     return value
@@ -38,22 +38,22 @@ def number(text: str | None) -> str | None:
 
 def gsm8k_gold(answer: str) -> str:
     """The gold number of a GSM8K answer (`... #### 1,234`)."""
-    return number(answer.split("####")[-1]) or ""
+    return number(answer.split("####")[-1], 0) or ""
 
 
 def gsm8k_answer(text: str) -> str | None:
-    """The model's final number: after 'The answer is', else a \\boxed{}, else '####', else the last number."""
-    boxed = last_boxed(text)
-    for candidate in (_after_answer_is(text), boxed, text.split("####")[-1] if "####" in text else None, text):
+    """The model's final number: the one right after the LAST 'the answer is' or '####' (whichever comes later),
+    else the content of the last \\boxed{}, else the last number of the text."""
+    marks = list(FINAL_MARKER.finditer(text))
+    if marks:
+        value = number(text[marks[-1].end():], 0)
+        if value is not None:
+            return value
+    for candidate in (last_boxed(text), text):
         value = number(candidate)
         if value is not None:
             return value
     return None
-
-
-def _after_answer_is(text: str) -> str | None:
-    found = ANSWER_IS.findall(text)
-    return found[-1] if found else None
 
 
 def last_boxed(text: str) -> str | None:

@@ -76,7 +76,7 @@ def run_generate(items: list[Item], generate: Callable[[list[Item]], list[list[s
         answer, correct = check(outputs[0], item.gold)
         records.append({"id": item.id, "group": item.group, "prompt": prompt_text(item.request),
                         "output": outputs[0], "extracted": answer, "gold": item.gold, "correct": correct,
-                        "reference": item.show.get("reference")})
+                        "score": float(correct), "reference": item.show.get("reference")})
     n = len(records)
     return {"exact_match": sum(r["correct"] for r in records) / n,
             "extracted": sum(r["extracted"] is not None for r in records) / n, "n": n}, records

@@ -1,7 +1,9 @@
 """The scorecard (markdown + PNG) beside DeepSeek LLM's published numbers, and MLflow logging.
 
 Reference numbers: DeepSeek LLM (arXiv 2401.02954), Table 5 (base models) and Table 6 (base vs
-chat). Only values copied with confidence are filled in; the others are left blank. Their
+chat). A scorecard sets the model only beside the columns of its own prompting mode: base prompting
+beside DeepSeek's Base models, chat prompting beside their Chat models. Tasks whose data was not
+available are listed as such, with the reason. Only values copied with confidence are filled in; the others are left blank. Their
 C-Eval is the test split (ours is val: test answers are not public), and their evaluation
 prompts differ in detail, so the columns are context, not a target to match exactly.
 """
@@ -30,11 +32,18 @@ REFERENCE: dict[str, tuple[float | None, ...]] = {
 }
 
 
+def columns_for(mode: str) -> list[int]:
+    """Indices of the DeepSeek columns that match a prompting mode ("base" or "chat")."""
+    word = "Chat" if mode == "chat" else "Base"
+    return [i for i, col in enumerate(COLUMNS) if col.endswith(word)]
+
+
 def headline(task: str, metrics: dict) -> tuple[str, float | None]:
     """(metric name, value) shown for a task: its primary metric, in percent unless it is bpb."""
-    name = TASKS[task].metric if task in TASKS else next(iter(metrics))
+    name = TASKS[task].metric if task in TASKS else next(iter(metrics), "")
     value = metrics.get(name)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not isinstance(value, int | float) or isinstance(value, bool) or (isinstance(value, float)
+                                                                          and math.isnan(value)):
         return name, None
     return name, float(value) if name == "bpb" else 100.0 * float(value)
 
@@ -43,26 +52,35 @@ def _cell(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def scorecard_markdown(results: dict[str, dict], model: str, mode: str, cfg: EvalConfig | None = None) -> str:
+def scorecard_markdown(results: dict[str, dict], model: str, mode: str, cfg: EvalConfig | None = None,
+                       not_available: dict[str, str] | None = None) -> str:
     limit = f", {cfg.limit} samples per task" if cfg and cfg.limit else ""
-    lines = [f"# Scorecard: `{model}`", "", f"Prompting: {mode}{limit}. Accuracy and pass@k in %.", "",
-             "| task | metric | n | this model | " + " | ".join(COLUMNS) + " |",
-             "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    cols = columns_for(mode)
+    lines = [f"# Scorecard: `{model}`", "",
+             f"Prompting: **{mode}**{limit}; compared with DeepSeek's {'Chat' if mode == 'chat' else 'Base'} models "
+             "only. Accuracy and pass@k in %.", "",
+             "| task | metric | n | this model | " + " | ".join(COLUMNS[i] for i in cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
     for task, metrics in results.items():
         name, value = headline(task, metrics)
         digits = 3 if name == "bpb" else 1
         refs = REFERENCE.get(task, (None,) * len(COLUMNS))
         lines.append(f"| {task} | {name} | {metrics.get('n', '')} | {_cell(value, digits)} | "
-                     + " | ".join(_cell(r) for r in refs) + " |")
+                     + " | ".join(_cell(refs[i]) for i in cols) + " |")
+    for task in not_available or {}:
+        refs = REFERENCE.get(task, (None,) * len(COLUMNS))
+        lines.append(f"| {task} | | | not available | " + " | ".join(_cell(refs[i]) for i in cols) + " |")
     lines += ["", "DeepSeek columns: arXiv 2401.02954, Tables 5 and 6 (blank = not copied). Their C-Eval numbers "
               "are on the test split; ours on val.", "", "## All metrics", ""]
     for task, metrics in results.items():
         shown = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in metrics.items())
         lines.append(f"- **{task}**: {shown}")
+    if not_available:
+        lines += ["", "## Not available", ""] + [f"- **{task}**: {reason}" for task, reason in not_available.items()]
     return "\n".join(lines) + "\n"
 
 
-def scorecard_png(results: dict[str, dict], path: Path, model: str) -> None:
+def scorecard_png(results: dict[str, dict], path: Path, model: str, mode: str = "base") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,14 +91,14 @@ def scorecard_png(results: dict[str, dict], path: Path, model: str) -> None:
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(tasks) + 2), 4.2))
     if tasks:
         series = [("this model", [headline(t, results[t])[1] for t in tasks])]
-        series += [(col, [REFERENCE.get(t, (None,) * 4)[i] for t in tasks]) for i, col in enumerate(COLUMNS)]
+        series += [(COLUMNS[i], [REFERENCE.get(t, (None,) * 4)[i] for t in tasks]) for i in columns_for(mode)]
         width, x = 0.8 / len(series), np.arange(len(tasks))
         for i, (label, values) in enumerate(series):
             ax.bar(x + i * width - 0.4 + width / 2, [np.nan if v is None else v for v in values], width, label=label)
         ax.set_xticks(x, tasks, rotation=20)
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{model}"[-80:])
+    ax.set_title(f"{model} ({mode} prompting)"[-90:])
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -88,16 +106,19 @@ def scorecard_png(results: dict[str, dict], path: Path, model: str) -> None:
 
 
 def write_report(results: dict[str, dict], report_dir: Path, model: str, mode: str,
-                 cfg: EvalConfig | None = None) -> None:
+                 cfg: EvalConfig | None = None, not_available: dict[str, str] | None = None) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "scorecard.md").write_text(scorecard_markdown(results, model, mode, cfg), encoding="utf-8")
-    scorecard_png(results, report_dir / "scorecard.png", model)
+    (report_dir / "scorecard.md").write_text(scorecard_markdown(results, model, mode, cfg, not_available),
+                                             encoding="utf-8")
+    scorecard_png(results, report_dir / "scorecard.png", model, mode)
 
 
 def flat_metrics(results: dict[str, dict]) -> dict[str, float]:
     """{"gsm8k.exact_match": 0.1, "humaneval.pass_at_1": ...} with names MLflow accepts."""
     flat = {}
     for task, metrics in results.items():
+        if task == "not_available" or not isinstance(metrics, dict):
+            continue
         for name, value in metrics.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                 flat[re.sub(r"[^\w./ -]", "_", f"{task}.{name}".replace("@", "_at_"))] = float(value)

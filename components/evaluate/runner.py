@@ -2,7 +2,14 @@
 
 The model is anything `load_model` takes (or an object with the same calls, as the oracle tests
 use). Model calls go through the result cache; code runs in the sandbox. With `out_dir` it
-writes `samples/<task>.jsonl` (one record per sample) and `report/scorecard.{md,png}`.
+writes `samples/<task>.jsonl` (one record per sample, each with its `id` and numeric `score`) and
+`report/scorecard.{md,png}`.
+
+Prompting (`mode`): "auto" follows the model's kind (`kind.model_kind`: a pretrain artifact or
+`dsllm-base` gets base prompting, SFT/DPO or `dsllm-chat` chat), the tokenizer's chat template only
+when the kind is unknown. A task whose data is unavailable is skipped with one line saying what is
+missing and how to get it; the result lists it under `not_available: {task: reason}` (never inside
+a task's numeric metrics) and the scorecard shows it as "not available".
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,7 +104,7 @@ class Session:
             return run_bpb(self.lm, pack, self.cfg.limit)
         items = self.items(task)
         if task.kind == "choice":
-            return choice.run_choice(items, self.score(task))
+            return choice.run_choice(items, self.score(task), task.metric)
         if task.kind == "generate":
             return generation.run_generate(items, self.generate(task), task.check)
         with self._bar(len(items) * self.cfg.n_samples, f"{task.name} (sandbox)") as bar:
@@ -120,20 +128,36 @@ def evaluate(model_ref, tasks: str | list[str] | None = None, limit: int | None 
     if lm is None:
         from components.evaluate.model import load_model
 
-        lm = load_model(model_ref, chat=None if cfg.mode == "auto" else cfg.mode == "chat",
-                        batch_size=cfg.batch_size, max_length=cfg.max_length, dtype=cfg.dtype, home=home)
+        lm = load_model(model_ref, chat=chat_for(model_ref, cfg.mode, home), batch_size=cfg.batch_size,
+                        max_length=cfg.max_length, dtype=cfg.dtype, home=home)
     session = Session(lm, cfg, home, show_progress)
-    results, out = {}, Path(out_dir) if out_dir is not None else None
+    results, missing, out = {}, {}, Path(out_dir) if out_dir is not None else None
     for task in task_list:
-        metrics, records = session.run(task, pack_dir)
+        try:
+            metrics, records = session.run(task, pack_dir)
+        except data.MissingDataset as exc:
+            missing[task.name] = str(exc)
+            tqdm.write(f"evaluate: skipping {task.name}, not available: {exc}", file=sys.stderr)
+            continue
         results[task.name] = metrics
         if out is not None:
             write_samples(out / "samples" / f"{task.name}.jsonl", records)
     if out is not None:
         from components.evaluate.report import write_report
 
-        write_report(results, out / "report", model=str(model_ref), mode="chat" if lm.is_chat else "base", cfg=cfg)
-    return results
+        write_report(results, out / "report", model=str(model_ref), mode="chat" if lm.is_chat else "base", cfg=cfg,
+                     not_available=missing)
+    return {**results, "not_available": missing} if missing else results
+
+
+def chat_for(model_ref, mode: str, home: Home | None = None) -> bool | None:
+    """Chat prompting? "chat"/"base" as asked; "auto" by the model's kind (None: unknown, the tokenizer decides)."""
+    if mode != "auto":
+        return mode == "chat"
+    from components.evaluate.kind import model_kind
+
+    kind = model_kind(model_ref, home)
+    return None if kind is None else kind == "chat"
 
 
 def resolve_pack(pack: str | Path, home: Home) -> Path:

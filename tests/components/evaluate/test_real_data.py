@@ -45,6 +45,13 @@ def test_without_extras_gsm8k_runs_from_the_wheel_and_ceval_says_how_to_get_it(r
             items_of(name, real)
 
 
+@pytest.fixture
+def wheels(shared_cache_home, monkeypatch):
+    """Only the pinned wheels (HumanEval, MBPP, ...): no benchmark folder needed."""
+    monkeypatch.setenv("DSLLM_HOME", str(shared_cache_home.root))
+    return shared_cache_home
+
+
 def items_of(name: str, home, **kwargs):
     return TASKS[name].build(Style(), TASKS[name].fewshot, home, **kwargs)
 
@@ -92,6 +99,32 @@ def test_reference_code_passes_the_sandbox_and_wrong_code_fails(real, name, coun
     wrong = AnswerKey(texts=[(it.request, wrong_code) for it in items])
     bad = evaluate("wrong", name, 40, cfg=NO_CACHE, lm=wrong, home=real, show_progress=False)[name]
     assert bad["pass@1"] == 0.0 and bad["fail"] + bad["error"] == 40
+
+
+EARLY_EXITS = ["\nimport sys\nsys.exit(0)\n", "\nimport os\nos._exit(0)\n", "\nraise SystemExit(0)\n",
+               "\nimport atexit, os\natexit.register(os._exit, 0)\nraise SystemExit(1)\n"]
+
+
+@pytest.mark.parametrize("name, count", [("humaneval", 164), ("mbpp", 500)])
+def test_no_early_exit_passes_on_any_problem(wheels, name, count):
+    """Every problem, each early exit placed before the tests, after a WRONG body (so only a forged verdict could
+    pass it) and after the reference solution (an exit still skips the tests): 0 passes."""
+    items = items_of(name, wheels, max_new_tokens=512)
+    assert len(items) == count
+    wrong = "    return None\n" if name == "humaneval" else "def unrelated():\n    return None\n"
+    sets: list[list[str]] = []  # completion sets, one completion per problem in each
+    for body in ("wrong", "canonical"):
+        for k in range(len(EARLY_EXITS) if name == "humaneval" else 1):
+            sets.append([(wrong if body == "wrong" else it.gold["canonical"]) + EARLY_EXITS[(i + k) % len(EARLY_EXITS)]
+                         for i, it in enumerate(items)])  # MBPP: each problem one exit kind, all four in turn
+    cfg = NO_CACHE.model_copy(update={"sandbox_timeout_s": 60, "sandbox_workers": 4})
+    passes = 0
+    for k, completions in enumerate(sets):
+        key = AnswerKey(texts=[(it.request, c) for it, c in zip(items, completions, strict=True)])
+        got = evaluate(f"forgery{k}", name, cfg=cfg, lm=key, home=wheels, show_progress=False)[name]
+        assert got["n"] == count and got["pass"] + got["fail"] + got["error"] + got["timeout"] == count
+        passes += got["pass"]
+    assert passes == 0
 
 
 def test_tiny_model_runs_every_task_on_real_data(real, toy_base, tmp_path, monkeypatch):

@@ -37,12 +37,11 @@ def test_every_task_is_described_as_data():
 
 
 def test_missing_data_says_where_to_get_it(catalog, monkeypatch, tmp_path, home):
-    monkeypatch.setenv("DSLLM_BENCHMARKS", str(tmp_path))
-    with pytest.raises(data.MissingDataset, match="ceval/ceval-exam"):
-        evaluate("o", "ceval", lm=AnswerKey(), home=home, show_progress=False)
+    monkeypatch.setenv("DSLLM_BENCHMARKS", str(tmp_path))  # skipped, never fatal: the reason says where to get it
+    assert "ceval/ceval-exam" in evaluate("o", "ceval", lm=AnswerKey(), home=home,
+                                          show_progress=False)["not_available"]["ceval"]
     monkeypatch.setattr(data, "package_dir", lambda name, home=None: tmp_path / "nothing")
-    with pytest.raises(data.MissingDataset, match="cais/mmlu"):
-        evaluate("o", "mmlu", lm=AnswerKey(), home=home, show_progress=False)
+    assert "cais/mmlu" in evaluate("o", "mmlu", lm=AnswerKey(), home=home, show_progress=False)["not_available"]["mmlu"]
 
 
 def test_mmlu_prompt_has_subject_header_dev_shots_and_lettered_options(catalog):
