@@ -59,8 +59,9 @@ def _row(metric: str, lower: bool, paired: stats.Paired, policy: Policy) -> Metr
     worse = paired.worse and abs(paired.effect) > policy.tolerance
     verdict = ("worse" if worse else "worse, within tolerance" if paired.worse else
                "better" if paired.better else "no significant difference")
+    p = paired.p_better if verdict == "better" else paired.p_value  # one-sided, in the verdict's direction
     return MetricCheck(metric, paired.candidate, None, paired.approved, lower, not worse, "regression", verdict,
-                       paired.n, paired.effect, paired.low, paired.high, paired.p_value, paired.test)
+                       paired.n, paired.effect, paired.low, paired.high, p, paired.test)
 
 
 def _unpaired(metric: str, lower: bool, verdict: str, n: int | None = None) -> MetricCheck:

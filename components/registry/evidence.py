@@ -3,7 +3,8 @@ and logged on the registration run as `gate/evidence.json`, so a later gate can 
 
     {"tasks": {task: {"kind", "metric", "settings": {...}, "scores": {id: score}, "choices": {id: k}}},
      "bpb": {"settings": {...}, "docs": {id: [bits, bytes]}},
-     "not_available": [task, ...], "quarantined": {task: {reason: count}}, "trivial": {...}}
+     "not_available": [task, ...], "no_samples": [task, ...], "quarantined": {task: {reason: count}},
+     "trivial": {"unigram_bpb": {...}}}
 
 Only settings that change a task's scores are kept (limit, prompting, few-shot counts, generation budget,
 samples per problem, ...): two versions' scores on a task are compared only when these are equal.
@@ -115,11 +116,11 @@ def from_evaluation(eval_dir: Path, manifest: dict) -> dict:
     cfg, results = manifest.get("config") or {}, manifest.get("counts") or {}
     names = list(dict.fromkeys([*(cfg.get("tasks") or []), *results]))
     prompting = _prompting(eval_dir / "report") or cfg.get("mode")
-    out: dict = {"tasks": {}, "not_available": [], "quarantined": {}}
+    out: dict = {"tasks": {}, "not_available": [], "no_samples": [], "quarantined": {}}
     for task in names:
         path = eval_dir / "samples" / f"{task}.jsonl"
         if not available(results.get(task)) or not path.is_file():
-            out["not_available"].append(task)
+            out["not_available" if not available(results.get(task)) else "no_samples"].append(task)
             continue
         bad: Counter = Counter()
         records = read_samples(path, bad)

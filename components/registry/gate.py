@@ -64,7 +64,8 @@ class GateDecision:
         """The decision as a small markdown report (for the approval form, the flow's artifact and the tags)."""
         verdict = "**passed**" if self.passed else "**rejected**"
         base = f"approved v{self.baseline_version}" if self.baseline_version else "no approved version yet"
-        lines = [f"### Gate: {self.name} v{self.version} {verdict}", "", f"Compared with {base}; {self.level}.", "",
+        lines = [f"### Gate: {self.name} v{self.version} {verdict}", "", f"Compared with {base}; {self.level}; "
+                 "effect = this version − approved; p one-sided in the direction of the verdict.", "",
                  "| check | metric | n | this version | approved / bar | effect [interval] | p | verdict |",
                  "|---|---|---|---|---|---|---|---|"]
         for c in self.compared.values():
@@ -179,7 +180,7 @@ def recorded(name: str, version: str | int, *, home: Home | None = None) -> Gate
     except json.JSONDecodeError:  # written before the compact form, and cut at the tag limit
         rows = {}
     known = set(MetricCheck.__dataclass_fields__)
-    compared = {k: MetricCheck(**{f: x for f, x in v.items() if f in known}) for k, v in rows.items()}
+    compared = {k: MetricCheck(**{"value": None, **{f: x for f, x in v.items() if f in known}}) for k, v in rows.items()}
     return GateDecision(name, str(version), tags["dsllm.gate"] == "passed", tags.get("dsllm.gate.reason", "").split("; "),
                         compared, tags.get("dsllm.gate.baseline") or None)
 

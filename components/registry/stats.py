@@ -40,6 +40,8 @@ class Paired:
     test: str
     worse: bool
     better: bool
+    p_better: float = 1.0
+    """The one-sided p-value of the other direction (candidate better)."""
 
 
 def _interval(data: tuple[np.ndarray, ...], statistic, alpha: float) -> tuple[float, float, np.ndarray]:
@@ -81,7 +83,7 @@ def paired_scores(candidate: np.ndarray, approved: np.ndarray, alpha: float = 0.
         p_worse, p_better = _bootstrap_p(dist, effect, lower_is_better)
         test = "paired bootstrap over items"
     return Paired(len(cand), float(cand.mean()), float(base.mean()), effect, low, high, float(p_worse), test,
-                  bool(p_worse < alpha), bool(p_better < alpha))
+                  bool(p_worse < alpha), bool(p_better < alpha), float(p_better))
 
 
 def _ratio_diff(nll_a, bytes_a, nll_b, bytes_b, axis=-1):
@@ -97,7 +99,7 @@ def paired_bpb(candidate: tuple[np.ndarray, np.ndarray], approved: tuple[np.ndar
     low, high, dist = _interval((bits_c, bytes_c, bits_a, bytes_a), _ratio_diff, alpha)
     p_worse, p_better = _bootstrap_p(dist, float(bpb_c - bpb_a), lower_is_better=True)
     return Paired(len(bits_c), float(bpb_c), float(bpb_a), float(bpb_c - bpb_a), low, high, p_worse,
-                  "paired bootstrap over documents", bool(p_worse < alpha), bool(p_better < alpha))
+                  "paired bootstrap over documents", bool(p_worse < alpha), bool(p_better < alpha), p_better)
 
 
 def below_chance(correct: int, n: int, chance: float) -> float:
