@@ -162,11 +162,16 @@ def check(name: str, version: str | int, thresholds: dict[str, float] | None = N
 def _passed(compared: dict[str, MetricCheck], holder: str | None) -> str:
     bars = [c for c in compared.values() if c.check != "regression"]
     if not holder:
-        return f"first approval: {len(bars)} thresholds met, no approved version to compare with"
+        return f"first approval: {_count(len(bars), 'bar')} met, no approved version to compare with"
     tested = [c for c in compared.values() if c.check == "regression" and c.p_value is not None]
     better = [c.metric for c in tested if c.verdict == "better"]
-    return (f"{len(bars)} thresholds met; no significant regression against approved v{holder} on {len(tested)} "
-            f"paired comparisons" + (f" (significantly better: {', '.join(better)})" if better else ""))
+    return (f"{_count(len(bars), 'bar')} met; no significant regression against approved v{holder} in "
+            f"{_count(len(tested), 'paired comparison')}" + (f" (significantly better: {', '.join(better)})"
+                                                             if better else ""))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def recorded(name: str, version: str | int, *, home: Home | None = None) -> GateDecision | None:
