@@ -124,7 +124,8 @@ GATE_STYLE = {"passed": "green", "rejected": "red"}
 
 
 def _metrics_cell(row: dict) -> str:
-    shown = "  ".join(f"{k.removesuffix('.bpb') if k == 'bpb.bpb' else k} {v:.4g}" for k, v in row["metrics"].items())
+    # name=value without a space: the cell wraps between metrics, never between a name and its value
+    shown = "  ".join(f"{'bpb' if k == 'bpb.bpb' else k}={v:.4g}" for k, v in row["metrics"].items())
     if row["gate"] == "rejected" and row["reason"]:
         reason = row["reason"] if len(row["reason"]) <= 160 else row["reason"][:159] + "…"
         shown += f"\n[dim]{escape(reason)}[/dim]"

@@ -103,10 +103,15 @@ def _bpb_docs(records: list[dict], bad: Counter) -> dict:
     return docs
 
 
-def available(metrics) -> bool:
-    """A task's results count as measured when they are a dict holding at least one number."""
-    return isinstance(metrics, dict) and any(isinstance(v, int | float) and not isinstance(v, bool)
-                                             for v in metrics.values())
+def available(task: str, metrics) -> bool:
+    """A task's results count as measured when they hold its headline metric as a number ('not available', or a
+    dict with a status and n = 0, does not)."""
+    from components.evaluate.registry import TASKS
+
+    if not isinstance(metrics, dict):
+        return False
+    names = [TASKS[task].metric] if task in TASKS else [k for k in metrics if k != "n"]
+    return any(isinstance(metrics.get(k), int | float) and not isinstance(metrics.get(k), bool) for k in names)
 
 
 def from_evaluation(eval_dir: Path, manifest: dict) -> dict:
@@ -119,8 +124,8 @@ def from_evaluation(eval_dir: Path, manifest: dict) -> dict:
     out: dict = {"tasks": {}, "not_available": [], "no_samples": [], "quarantined": {}}
     for task in names:
         path = eval_dir / "samples" / f"{task}.jsonl"
-        if not available(results.get(task)) or not path.is_file():
-            out["not_available" if not available(results.get(task)) else "no_samples"].append(task)
+        if not available(task, results.get(task)) or not path.is_file():
+            out["not_available" if not available(task, results.get(task)) else "no_samples"].append(task)
             continue
         bad: Counter = Counter()
         records = read_samples(path, bad)

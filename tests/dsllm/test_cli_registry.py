@@ -69,7 +69,7 @@ def test_ls_promote_rollback(two_versions):
     assert max(len(line) for line in lines) <= 80, listed.output
     flat = " ".join(listed.output.split())
     assert "dsllm-chat 2 rejected" in flat and "1 approved passed" in flat, listed.output
-    assert "gsm8k.exact_match 0.25" in flat and "gsm8k.exact_match = 0 is below the minimum 0.1" in flat
+    assert "gsm8k.exact_match=0.25" in flat and "gsm8k.exact_match = 0 is below the minimum 0.1" in flat
     as_json = _run("models", "ls", "--json")
     rows = json.loads(as_json.output)
     assert [(r["version"], r["gate"], r["aliases"]) for r in rows] == [("2", "rejected", []), ("1", "passed", ["approved"])]

@@ -36,7 +36,7 @@ def test_evidence_from_samples(tmp_path):
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "scorecard.md").write_text("# Scorecard\n\nPrompting: chat, 200 samples per task.\n")
     results = {"bpb": {"bpb": 3.0}, "mmlu": {"acc": 0.5, "n": 2}, "hellaswag": {"acc_norm": 0.0},
-               "ceval": "not available", "humaneval": {"pass@1": 0.0}}
+               "ceval": "not available", "cmmlu": {"status": "not available", "n": 0}, "humaneval": {"pass@1": 0.0}}
     ev = from_evaluation(tmp_path, {"config": CONFIG, "counts": results})
     mmlu = ev["tasks"]["mmlu"]
     assert mmlu["scores"] == {"a/0": 1.0, "a/1": 0.0} and mmlu["choices"] == {"a/0": 4, "a/1": 4}
@@ -47,7 +47,7 @@ def test_evidence_from_samples(tmp_path):
     assert ev["tasks"]["humaneval"]["settings"]["max_new_tokens"] == 512
     assert "temperature" not in ev["tasks"]["humaneval"]["settings"]  # greedy: the temperature changes nothing
     assert ev["bpb"]["docs"] == {"doc1": [900.5, 300.0]} and ev["quarantined"]["bpb"] == {"no_nll_bits_or_bytes": 1}
-    assert ev["not_available"] == ["ceval"]
+    assert ev["not_available"] == ["ceval", "cmmlu"] and ev["no_samples"] == []
 
 
 def test_unigram_bar_and_validation_bpb(tmp_path):
