@@ -294,9 +294,20 @@ class RegistryConfig(StageConfig):
     perplexity). A metric the version lacks fails the gate."""
     base_thresholds: dict[str, float] = {}
     """The same for the base model (its metrics: eval ones when evaluated, else train.pretrain.val_loss.<domain>)."""
-    tolerance: float = Field(default=0.02, ge=0, le=100)
-    """Largest allowed worsening of each key metric against the current `approved` version, in the metric's
-    own units (0.02 = two points of accuracy); 0 = no regression at all."""
+    tolerance: float = Field(default=0.0, ge=0, le=100)
+    """Smallest *significant* worsening against the current `approved` version that blocks, in the metric's own
+    units (0.02 = two points of accuracy); 0 = every significant worsening blocks. Differences that are not
+    significant never block."""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """One-sided level of the paired tests (McNemar or bootstrap on the items both versions scored with the same
+    settings; bpb by bootstrap over documents) and of the below-chance test."""
+    min_shared_items: int = Field(default=20, ge=2, le=1_000_000)
+    """Fewest shared items (documents for bpb) for a paired comparison; fewer → "inconclusive", not blocking."""
+    better_than_trivial: bool = True
+    """Also require: bpb below the unigram entropy of the validation text (the base model's validation bpb; the
+    chat model's evaluated bpb when chat_bpb_bar), and no multiple-choice accuracy significantly below chance."""
+    chat_bpb_bar: bool = True
+    """Hold the chat model's evaluated bpb (raw validation text, after SFT/DPO) to the unigram bar as well."""
     require_human_approval: bool = False
     """After the automatic checks pass, pause the flow for a person to approve or reject the chat model in the
     Prefect UI (the base model is always gated automatically)."""

@@ -5,11 +5,14 @@ deployment listens to, when a Prefect API is reachable."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -97,8 +100,11 @@ def rollback(name: Annotated[str, typer.Argument(help="Registered model, e.g. ds
 
 
 @models_app.command("ls")
-def models_ls(name: Annotated[str | None, typer.Argument(help="Only this registered model")] = None) -> None:
-    """Versions with their aliases, gate decisions, approvers and key metrics."""
+def models_ls(name: Annotated[str | None, typer.Argument(help="Only this registered model")] = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Every field of every version as JSON")] = False
+              ) -> None:
+    """Versions with their aliases, gate verdicts (and why a version was rejected) and key metrics; fits 80
+    columns. --json adds approver, times, artifact, run, baseline and the thresholds met."""
     from components.registry.listing import versions
 
     _connect()
@@ -107,11 +113,38 @@ def models_ls(name: Annotated[str | None, typer.Argument(help="Only this registe
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    table = Table("model", "version", "aliases", "gate", "approver", "key metrics", "created", "artifact")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    console.print(versions_table(rows) if rows else
+                  "No registered models yet (the pipeline's register_and_gate step adds them).")
+
+
+GATE_STYLE = {"passed": "green", "rejected": "red"}
+
+
+def _metrics_cell(row: dict) -> str:
+    # name=value without a space: the cell wraps between metrics, never between a name and its value
+    shown = "  ".join(f"{'bpb' if k == 'bpb.bpb' else k}={v:.4g}" for k, v in row["metrics"].items())
+    if row["gate"] == "rejected" and row["reason"]:
+        reason = row["reason"] if len(row["reason"]) <= 160 else row["reason"][:159] + "…"
+        shown += f"\n[dim]{escape(reason)}[/dim]"
+    return shown or "–"
+
+
+def versions_table(rows: list[dict]) -> Table:
+    """One line (two for a rejection's reason) per version; long cells wrap inside their column."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("model", no_wrap=True)
+    table.add_column("v", justify="right", no_wrap=True)
+    table.add_column("aliases", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    table.add_column("key metrics / why rejected", overflow="fold", ratio=1)
+    previous = None
     for r in rows:
-        gate = {"passed": "[green]passed[/green]", "rejected": "[red]rejected[/red]"}.get(r["gate"], r["gate"])
-        reason = f"\n[dim]{r['reason'][:120]}[/dim]" if r["gate"] == "rejected" else ""
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items())
-        table.add_row(r["name"], r["version"], ", ".join(r["aliases"]), gate + reason, r["approver"], shown,
-                      r["created"], r["artifact"])
-    console.print(table if rows else "No registered models yet (the pipeline's register_and_gate step adds them).")
+        style = GATE_STYLE.get(r["gate"])
+        gate = f"[{style}]{r['gate']}[/{style}]" if style else r["gate"] or "–"
+        table.add_row(r["name"] if r["name"] != previous else "", r["version"], ",".join(r["aliases"]), gate,
+                      _metrics_cell(r))
+        previous = r["name"]
+    return table

@@ -64,8 +64,9 @@ def register_model(kind: str, model_uri: str, evaluation: str | None, expected: 
 
 
 @task(cache_policy=NONE)
-def check_model(name: str, version: str, thresholds: dict[str, float], tolerance: float) -> GateDecision:
-    return registry.check(name, version, thresholds, tolerance)
+def check_model(name: str, version: str, thresholds: dict[str, float], cfg: RegistryConfig) -> GateDecision:
+    return registry.check(name, version, thresholds, cfg.tolerance, alpha=cfg.alpha, min_items=cfg.min_shared_items,
+                          trivial=cfg.better_than_trivial, bpb_bar=name != cfg.chat_model or cfg.chat_bpb_bar)
 
 
 @task(cache_policy=NONE)
@@ -106,7 +107,7 @@ def gate_model(registered: dict[str, Any], thresholds: dict[str, float], cfg: Re
         logger.info("%s v%s was gated before (%s: %s); aliases stay as they are", name, version,
                     "passed" if earlier.passed else "rejected", "; ".join(earlier.reasons))
         return earlier
-    decision = check_model(name, version, thresholds, cfg.tolerance)
+    decision = check_model(name, version, thresholds, cfg)
     asking = human and decision.passed and decision.reasons != [ALREADY_APPROVED]
     decision = record_decision(decision, ask_a_person(decision, registered, cfg) if asking else None)
     for move in decision.moves:
@@ -125,7 +126,8 @@ def register_and_gate(pretrain_uri: str, dpo_uri: str, evaluate_uri: str, data_u
     """Register the base model (pretrain artifact) and the chat model (dpo artifact, scored by the evaluate
     artifact), gate both, and move their `approved` aliases; with cfg.require_human_approval the chat model
     waits for a person's approval in the Prefect UI. Re-running it on the same artifacts registers and moves
-    nothing new. Returns, per model name: version, passed, reasons, approved (the alias holder now), run_id."""
+    nothing new. Returns, per model name: version, passed, reasons, approved (the alias holder now), run_id and
+    summary (components.registry.summary.gate_summary: the verdict, its reason and the comparison in short)."""
     expected = {"data": data_uri, "tokenizer": tokenizer_uri}
     parent = mlflow.active_run().info.run_id if mlflow.active_run() else None
     base = register_model("base", pretrain_uri, None, expected, cfg.base_model, parent)
@@ -135,4 +137,5 @@ def register_and_gate(pretrain_uri: str, dpo_uri: str, evaluate_uri: str, data_u
     mc = registry.audit.client()
     return {name: {"version": d.version, "passed": d.passed, "reasons": d.reasons,
                    "approved": registry.audit.alias_version(mc, name, registry.APPROVED),
-                   "run_id": (base if name == cfg.base_model else chat)["run_id"]} for name, d in decisions.items()}
+                   "run_id": (base if name == cfg.base_model else chat)["run_id"],
+                   "summary": registry.gate_summary(name, d.version)} for name, d in decisions.items()}

@@ -75,7 +75,7 @@ def data_section(lineage: Lineage, store: ArtifactStore) -> list[str]:
     if mixture:
         lines += ["Mixture after cleaning, deduplication, decontamination and remixing (tokens estimated):", ""]
         lines += _table(["bucket", "tokens", "share", "target share", "remix rate"], mixture)
-    if per_bucket := pack.get("tokens_per_bucket"):
+    if per_bucket := _numbers(pack.get("tokens_per_bucket")):
         total = sum(per_bucket.values()) or 1
         lines += [f"Packed for pretraining: {si(pack.get('train_tokens'))} training tokens; per bucket "
                   + ", ".join(f"{b} {si(n)} ({n / total:.0%})" for b, n in sorted(per_bucket.items())) + ".", ""]
@@ -84,10 +84,31 @@ def data_section(lineage: Lineage, store: ArtifactStore) -> list[str]:
                         [[s, corpus.get("docs", {}).get(s, "–"), si(c)] for s, c in sorted(sources.items())])
     dedup, filt, decon = data.get("dedup", {}), data.get("filter", {}), data.get("decontam", {})
     if data:
-        lines += [f"Cleaning: {sum(filt.values())} documents filtered, {dedup.get('exact_removed', 0)} exact and "
-                  f"{dedup.get('near_removed', 0)} near duplicates removed, {sum(decon.values())} contaminated "
+        dropped, missing = numeric_total(decon)
+        lines += [f"Cleaning: {numeric_total(filt)[0]} documents filtered, {dedup.get('exact_removed', 0)} exact and "
+                  f"{dedup.get('near_removed', 0)} near duplicates removed, {dropped} contaminated "
                   f"documents dropped; {data.get('output', {}).get('documents', '–')} documents kept.", ""]
+        if missing:
+            lines += [f"Not decontaminated against (evaluation sets not available when the data was built): "
+                      f"{', '.join(missing)}.", ""]
     return lines
+
+
+def _numbers(counts) -> dict:
+    """The numeric entries of a counts dict (a set recorded as 'not available' is not a count)."""
+    if not isinstance(counts, dict):
+        return {}
+    return {k: v for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def numeric_total(counts) -> tuple[int, list[str]]:
+    """(sum of the numeric counts, sorted names of the sets without one): {gsm8k: 3, ceval: 'not available'} and
+    {gsm8k: 3, not_available: ['ceval']} both give (3, ['ceval'])."""
+    numbers, missing = _numbers(counts), set()
+    for key, value in (counts.items() if isinstance(counts, dict) else ()):
+        if key not in numbers:
+            missing |= {str(v) for v in value} if isinstance(value, list | tuple) else {str(key)}
+    return int(sum(numbers.values())), sorted(missing)
 
 
 def _mixture_rows(lineage: Lineage, store: ArtifactStore) -> list[list]:
@@ -96,7 +117,7 @@ def _mixture_rows(lineage: Lineage, store: ArtifactStore) -> list[list]:
         if table.is_file():
             return [[r["bucket"], si(r["tokens_after"]), f"{r['share_after']:.1%}", f"{r['target_share']:.1%}",
                      r["rate"]] for r in json.loads(table.read_text())]
-    tokens = lineage.counts("data").get("output", {}).get("tokens_est", {})
+    tokens = _numbers(lineage.counts("data").get("output", {}).get("tokens_est"))
     total = sum(tokens.values()) or 1
     return [[b, si(n), f"{n / total:.1%}", "–", "–"] for b, n in sorted(tokens.items())]
 

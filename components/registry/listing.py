@@ -1,5 +1,6 @@
-"""What the registry holds, as plain rows: every version of the dsllm models with its aliases, gate decision,
-approver and key metrics (for `dsllm models ls`, and anything else that shows the registry)."""
+"""What the registry holds, as plain rows: every version of the dsllm models with its aliases, gate decision
+(verdict, reason, the approved version it was compared with, the thresholds it met), approver and key
+metrics (for `dsllm models ls` and its `--json`, and anything else that shows the registry)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,6 @@ def _row(mc, mv, aliases: list[str]) -> dict:
             "reason": tags.get("dsllm.gate.reason", ""), "approver": tags.get("dsllm.approver", ""),
             "approved_at": tags.get("dsllm.approved_at", ""), "artifact": tags.get("dsllm.artifact", mv.source),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(mv.creation_timestamp / 1000)),
-            "metrics": {k: metrics[k] for k in key_metrics(mv) if k in metrics}, "run_id": mv.run_id}
+            "metrics": {k: metrics[k] for k in key_metrics(mv) if k in metrics}, "run_id": mv.run_id,
+            "baseline": tags.get("dsllm.gate.baseline", ""),
+            "met": [m for m in tags.get("dsllm.gate.met", "").split("; ") if m]}

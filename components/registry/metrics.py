@@ -3,8 +3,10 @@
 Eval metrics keep the names `dsllm eval` gives them (`task.metric`, e.g. gsm8k.exact_match,
 humaneval.pass_at_1, bpb.bpb_en); training counts of the lineage are logged as
 `train.<stage>.<count>` (train.pretrain.val_loss.en, train.dpo.reward_accuracy_dpo). The key
-metrics of a version are each eval task's headline metric, or, for a base model without an
-evaluation, its per-domain validation loss: those are compared against the `approved` version.
+metrics of a version (shown by `dsllm models ls`) are each eval task's headline metric, the chat
+replies' language-match and stop rates, and, for a base model without an evaluation, its validation
+bits per byte. The gate compares versions on per-item evidence (compare.py), never on per-token
+losses, which depend on the tokenizer.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def train_metrics(counts_by_stage: dict[str, dict]) -> dict[str, float]:
 
 
 def key_metrics(results: dict[str, dict] | None, metrics: dict[str, float]) -> list[str]:
-    """The metrics the gate compares: each task's headline metric, else the base model's validation losses."""
-    if results:
-        names = [metric_name(f"{task}.{headline(task, m)[0]}") for task, m in results.items() if isinstance(m, dict)]
-        return [n for n in names if n in metrics]
-    return sorted(n for n in metrics if n.startswith("train.pretrain.val_loss"))
+    """The metrics that sum a version up: each task's headline metric and the chat rates, else the base model's
+    validation bits per byte."""
+    names = [metric_name(f"{task}.{headline(task, m)[0]}") for task, m in (results or {}).items()
+             if isinstance(m, dict)] + ["chat.language_match", "chat.stop_rate"]
+    if not results:
+        names.insert(0, "train.pretrain.val_bpb")
+    return [n for n in names if n in metrics]

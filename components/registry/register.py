@@ -23,8 +23,10 @@ from typing import Literal
 from components.artifacts import ArtifactStore, code_version, parse_uri
 from components.home import Home, point_mlflow_at
 from components.registry import audit, card
+from components.registry.evidence import EVIDENCE_FILE
 from components.registry.gate import KEY_METRICS_TAG
 from components.registry.lineage import MODEL_STAGES, Lineage, expect, resolve_model, stage_runs
+from components.registry.measure import measurements
 from components.registry.metrics import eval_metrics, key_metrics, train_metrics
 
 Kind = Literal["base", "chat"]
@@ -171,16 +173,17 @@ def register(kind: Kind, model: str | Path, *, evaluation: str | None = None, na
     tokenizer = _tokenizer(hf_dir, kind)  # checks the chat template before anything is written
     runs = stage_runs(mc, lineage, {"evaluate": evaluation} if evaluation else None) if lineage else {}
     text = card.model_card(name, kind, hf_dir, parameters(hf_dir), lineage, scorecard, runs, store)
+    measured, evidence = measurements(kind, lineage, evaluation, store)
     metrics = eval_metrics(results) | train_metrics(
-        {s: lineage.counts(s) for s in MODEL_STAGES if lineage and s in lineage.manifests})
+        {s: lineage.counts(s) for s in MODEL_STAGES if lineage and s in lineage.manifests}) | measured
     tags = lineage_tags(kind, lineage, runs, evaluation) | {KEY_METRICS_TAG: ",".join(key_metrics(results, metrics))}
     return _log(mc, home, name, tags, metrics, text, parent_run_id,
                 lambda tmp: _card_files(lineage, report, text, tmp, store), _logged_source(mc, root),
-                lambda: _components(hf_dir, tokenizer), root or str(hf_dir))
+                lambda: _components(hf_dir, tokenizer), root or str(hf_dir), evidence)
 
 
 def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent_run_id: str | None, card_dir,
-         logged, load, origin: str):
+         logged, load, origin: str, evidence: dict | None = None):
     """The registration run (metrics, model_card/, the weights unless `logged` already holds them) and the new
     version pointing at the logged model, created with its description and tags in one call."""
     import mlflow
@@ -197,6 +200,8 @@ def _log(mc, home: Home, name: str, tags: dict, metrics: dict, text: str, parent
         if metrics:
             mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(card_dir(Path(tmp) / "card")), "model_card")
+        if evidence is not None:  # what a later gate pairs item by item
+            mlflow.log_dict(evidence, EVIDENCE_FILE)
         if logged is None:
             info = _log_model(load(), text)
             source, model_id = info.model_uri, info.model_id

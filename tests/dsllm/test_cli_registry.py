@@ -3,6 +3,8 @@ moves still happen, with a warning that no event was sent)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -32,12 +34,12 @@ def two_versions(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _wide_console(monkeypatch):
+def _terminal_console(monkeypatch):
     from rich.console import Console
 
     from dsllm import cli_registry
 
-    monkeypatch.setattr(cli_registry, "console", Console(width=250))  # the whole table on one line per row
+    monkeypatch.setattr(cli_registry, "console", Console(width=80))  # an 80-column terminal
 
 
 def _run(*args: str):
@@ -63,7 +65,15 @@ def test_ls_promote_rollback(two_versions):
     mc = audit.client(two_versions)
     listed = _run("models", "ls")
     assert listed.exit_code == 0, listed.output
-    assert "approved" in listed.output and "rejected" in listed.output and "gsm8k.exact_match=0.25" in listed.output
+    lines = listed.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, listed.output
+    flat = " ".join(listed.output.split())
+    assert "dsllm-chat 2 rejected" in flat and "1 approved passed" in flat, listed.output
+    assert "gsm8k.exact_match=0.25" in flat and "gsm8k.exact_match = 0 is below the minimum 0.1" in flat
+    as_json = _run("models", "ls", "--json")
+    rows = json.loads(as_json.output)
+    assert [(r["version"], r["gate"], r["aliases"]) for r in rows] == [("2", "rejected", []), ("1", "passed", ["approved"])]
+    assert rows[0]["baseline"] == "1" and rows[1]["met"] == ["gsm8k.exact_match ≥ 0.1"] and rows[0]["artifact"]
 
     promoted = _run("promote", "dsllm-chat", "2", "--by", "carol", "--comment", "noise in a 4-sample eval")
     assert promoted.exit_code == 0, promoted.output

@@ -54,6 +54,9 @@ def test_flow_registers_gates_and_announces_alias_moves(lineage, home):
     result = register_and_gate(**_uris(lineage), cfg=RegistryConfig(thresholds={"gsm8k.exact_match": 0.0}))
     assert result["dsllm-chat"]["passed"] and result["dsllm-base"]["passed"]
     assert result["dsllm-chat"]["approved"] == result["dsllm-chat"]["version"] == "1"
+    summary = result["dsllm-chat"]["summary"]
+    assert (summary["verdict"], summary["approved"]) == ("passed", "1") and summary["reason"].startswith("first approval")
+    assert summary["met"] == ["gsm8k.exact_match ≥ 0"]
     mc = audit.client(home)
     assert audit.alias_version(mc, "dsllm-chat", "approved") == "1"
     assert audit.alias_version(mc, "dsllm-base", "approved") == "1"
@@ -145,7 +148,7 @@ def test_cli_promote_announces_the_move_when_prefect_is_up(lineage, home, monkey
     store = ArtifactStore(home)
     for scores in ({"gsm8k": 0.25}, {"gsm8k": 0.0}):
         mv = register("chat", lineage["dpo"], evaluation=evaluation(store, lineage, with_scores(**scores)))
-        gate("dsllm-chat", mv.version, {}, 0.0)  # v1 approved, v2 rejected (a regression)
+        gate("dsllm-chat", mv.version, {"gsm8k.exact_match": 0.1}, 0.0)  # v1 approved, v2 rejected (below the bar)
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
     since = time.time() - 1
     result = CliRunner().invoke(app, ["promote", "dsllm-chat", "2", "--by", "dave", "--comment", "hand-checked"])

@@ -45,16 +45,20 @@ def scorecard(results: dict) -> str:
     return f"# Scorecard: `model`\n\n| task | metric | n | this model |\n|---|---|---|---|\n{rows}\n\n## All metrics\n"
 
 
-def build_lineage(store: ArtifactStore, models: Path, seed: int = 0) -> dict[str, str]:
-    """Every stage's artifact; returns stage → URI. `models` caches the two toy models across calls."""
+def build_lineage(store: ArtifactStore, models: Path, seed: int = 0, chat: Path | None = None, pack=None,
+                  pretrain: dict | None = None) -> dict[str, str]:
+    """Every stage's artifact; returns stage → URI. `models` caches the two toy models across calls; `chat` is
+    another chat model for the sft/dpo artifacts, `pack(out)` writes the pack's files, `pretrain` its counts."""
     base_src, chat_src = models / "base", models / "chat"
     if not base_src.exists():
         toy_model(base_src, chat=False, seed=seed)
         toy_model(chat_src, chat=True, seed=seed + 1)
+    chat_src = chat or chat_src
     uris: dict[str, str] = {}
+    variant = str(chat) if chat else ""
 
     def build(stage: str, counts: dict, inputs: dict[str, str], fill=lambda out: None, config=None) -> StageResult:
-        config = config or {"fixture": stage, "seed": seed}
+        config = (config or {"fixture": stage, "seed": seed}) | ({"variant": variant} if variant else {})
         result = store.build(stage, 1, config, inputs, lambda out: (fill(out), counts)[1])
         uris[stage] = result.uri
         return result
@@ -67,8 +71,8 @@ def build_lineage(store: ArtifactStore, models: Path, seed: int = 0) -> dict[str
           lambda out: _report(out, {"mixture_table.json": json.dumps(MIXTURE)}))
     build("tokenizer", {"vocab_size": 512}, {"data": uris["data"]})
     build("pack", {"tokens_per_bucket": {"code": 276616, "en": 417996, "zh": 339015}, "train_tokens": 1033600},
-          {"data": uris["data"], "tokenizer": uris["tokenizer"]})
-    build("pretrain", PRETRAIN, {"pack": uris["pack"], "tokenizer": uris["tokenizer"]},
+          {"data": uris["data"], "tokenizer": uris["tokenizer"]}, pack or (lambda out: None))
+    build("pretrain", pretrain or PRETRAIN, {"pack": uris["pack"], "tokenizer": uris["tokenizer"]},
           lambda out: (_model(base_src, out), _report(out, {"loss.png": PNG, "lr.png": PNG})), PRETRAIN_CONFIG | {"seed": seed})
     build("sft", {"examples": 137, "epochs": 20.0, "steps": 360, "train_loss": 3.31, "eval_loss": 7.39},
           {"model": uris["pretrain"]}, lambda out: (_model(chat_src, out), _report(out, {"curves.png": PNG})))
@@ -79,11 +83,25 @@ def build_lineage(store: ArtifactStore, models: Path, seed: int = 0) -> dict[str
     return uris
 
 
-def evaluation(store: ArtifactStore, uris: dict[str, str], results: dict, model: str = "dpo") -> str:
-    """An evaluate artifact of `uris[model]` with the given results (distinct results → distinct artifact)."""
-    return store.build("evaluate", 1, {"fixture": results}, {"model": uris[model], "pack": uris["pack"]},
-                       lambda out: (_report(out, {"scorecard.md": scorecard(results), "scorecard.png": PNG}),
-                                    results)[1]).uri
+EVAL_CONFIG = {"dtype": "auto", "limit": 4, "max_length": None, "max_new_tokens": 64, "mode": "auto", "n_samples": 1,
+               "seed": 0, "temperature": 0.8, "tasks": ["bpb", "gsm8k", "humaneval", "mmlu"]}
+
+
+def evaluation(store: ArtifactStore, uris: dict[str, str], results: dict, model: str = "dpo",
+               samples: dict[str, list[dict]] | None = None, config: dict | None = None) -> str:
+    """An evaluate artifact of `uris[model]` with the given results and samples/<task>.jsonl records (distinct
+    results → distinct artifact); its config is the harness's (EVAL_CONFIG with `config` over it)."""
+    cfg = EVAL_CONFIG | {"tasks": list(results)} | (config or {})
+
+    def fill(out: Path) -> dict:
+        _report(out, {"scorecard.md": scorecard(results), "scorecard.png": PNG})
+        (out / "samples").mkdir()
+        for task, records in (samples or {}).items():
+            (out / "samples" / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return results
+
+    return store.build("evaluate", 1, cfg | {"fixture": [results, samples or {}]},
+                       {"model": uris[model], "pack": uris["pack"]}, fill).uri
 
 
 def with_scores(**scores: float) -> dict:

@@ -67,7 +67,10 @@ def test_metric_names_and_key_metrics():
     assert flat["humaneval.pass_at_1"] == 0.0 and flat["train.pretrain.val_loss.en"] == 5.6
     assert "train.pretrain.ok" not in flat  # booleans are not metrics
     assert metrics.key_metrics(RESULTS, flat) == ["bpb.bpb", "gsm8k.exact_match", "humaneval.pass_at_1", "mmlu.acc"]
-    assert metrics.key_metrics({}, flat) == ["train.pretrain.val_loss.en"]
+    assert metrics.key_metrics({}, flat) == []  # a per-token loss depends on the tokenizer: never a key metric
+    assert metrics.key_metrics({}, flat | {"train.pretrain.val_bpb": 4.5}) == ["train.pretrain.val_bpb"]
+    chat = flat | {"chat.language_match": 0.75, "chat.stop_rate": 1.0}
+    assert metrics.key_metrics(RESULTS, chat)[-2:] == ["chat.language_match", "chat.stop_rate"]
 
 
 def test_card_has_architecture_data_compute_and_scorecard(registry):
