@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -115,6 +116,8 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     if from_scaling_study:
         cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg) + (set_ or []))
     use_services()
+    if not sys.stderr.isatty():  # progress bars in a log file: one update every 10 s, not ten a second
+        os.environ.setdefault("TQDM_MININTERVAL", "10")
     from flows import summary
     from flows.pipeline import pipeline as pipeline_flow
 
