@@ -121,6 +121,7 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     from flows import summary
     from flows.pipeline import pipeline as pipeline_flow
 
+    summary.PRINTED_BY_CALLER = True
     pipeline_flow(config=cfg, until=until)
     if summary.LAST is not None:  # one table at the end: stages, versions, gate verdicts, the demo, the UIs
         console.print(summary.LAST.table())

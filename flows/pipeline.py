@@ -88,6 +88,9 @@ def _summarise(report: summary.RunSummary, registered: dict[str, str]) -> None:
         report.finish(registered)
     except Exception as exc:  # noqa: BLE001 - the work is done; a registry or demo hiccup only shortens the summary
         logger.warning("summary incomplete: %s", exc)
-    logger.info("summary\n%s", report.markdown())
+    if summary.PRINTED_BY_CALLER:
+        logger.info("summary: the table below, and the Prefect artifact 'pipeline-summary'")
+    else:
+        logger.info("summary\n%s", report.markdown())
     create_markdown_artifact(markdown=report.markdown(), key="pipeline-summary",
                              description=f"pipeline ({report.preset}): stages, gate verdicts, demo")

@@ -156,8 +156,10 @@ def ui_urls(home: Home) -> dict[str, str]:
     return {"Prefect UI": prefect.removesuffix("/api") if prefect else
             "none kept (this run used a temporary server); `dsllm up` starts one",
             "MLflow UI": mlflow if mlflow.startswith("http") else f"`mlflow ui --backend-store-uri {mlflow}`",
-            "demo": DemoConfig.resolve().url}
+            "demo UI": DemoConfig.resolve().url}
 
 
 LAST: RunSummary | None = None
 """The summary of the last pipeline run in this process (the CLI prints it)."""
+PRINTED_BY_CALLER = False
+"""Set by the CLI, which prints the table itself: the flow then logs only where the summary is, not all of it."""

@@ -11,6 +11,7 @@ between steps (held-out evaluation, the repetition monitor, checkpoints), so it 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import threading
@@ -88,7 +89,9 @@ def follow(path: Path, poll_s: float = 1.0) -> Iterator[None]:
         while not stop.wait(poll_s):
             drain()
 
-    thread = threading.Thread(target=loop, daemon=True, name="align-progress")
+    # the caller's context (a Prefect task run) goes with the thread, so the lines land in that run's log
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(loop,), daemon=True,
+                              name="align-progress")
     thread.start()
     try:
         yield

@@ -3,7 +3,11 @@ last step; the driver's follower logs each as one `step i/N · loss · s/step ·
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -41,3 +45,33 @@ def test_without_a_path_nothing_is_written(tmp_path):
     callback.on_train_begin(None, _state(0), None)
     callback.on_step_end(None, _state(1), None)
     assert list(tmp_path.iterdir()) == []
+
+
+RUN = contextvars.ContextVar("run", default=None)
+
+
+def test_the_follower_logs_inside_the_callers_context(tmp_path):
+    """Prefect finds the run a log line belongs to in context variables: the follower thread carries the caller's."""
+    seen: list = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            seen.append((threading.current_thread().name, RUN.get()))
+
+    handler, logger = Handler(), logging.getLogger("components.align.progress")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    token = RUN.set("task-run-1")
+    try:
+        path = tmp_path / "p.jsonl"
+        with follow(path, poll_s=0.05):
+            path.write_text(json.dumps({"stage": "dpo", "step": 1, "total": 2, "loss": 1.0, "elapsed": 1.0}) + "\n")
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        RUN.reset(token)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert seen[0] == ("align-progress", "task-run-1")
