@@ -121,10 +121,12 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     from flows import summary
     from flows.pipeline import pipeline as pipeline_flow
 
-    summary.PRINTED_BY_CALLER = True
-    pipeline_flow(config=cfg, until=until)
-    if summary.LAST is not None:  # one table at the end: stages, versions, gate verdicts, the demo, the UIs
-        console.print(summary.LAST.table())
+    summary.PRINTED_BY_CALLER, summary.LAST = True, None
+    try:
+        pipeline_flow(config=cfg, until=until)
+    finally:  # one table at the end (also after a failure: what was built, which stage failed)
+        if summary.LAST is not None:
+            console.print(summary.LAST.table())
 
 
 def use_services() -> None:

@@ -64,7 +64,11 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
         for number, (stage, step) in enumerate(STEPS.items(), 1):
             logger.info("[%d/%d] %s", number, len(PIPELINE_STAGES), stage)
             started = time.perf_counter()
-            result = step(cfg, uris)
+            try:
+                result = step(cfg, uris)
+            except Exception:
+                report.stage(stage, False, time.perf_counter() - started, "(see the error above)", "failed")
+                raise
             report.stage(stage, result.cached, time.perf_counter() - started, result.uri)
             uris[stage] = result.uri
             if stage == until:

@@ -24,7 +24,7 @@ APPROVED = "approved"
 @dataclass
 class StageRow:
     stage: str
-    status: str  # built | reused | done (register: not a cached artifact)
+    status: str  # built | reused | failed | done (register: not a cached artifact)
     seconds: float
     artifact: str = ""
 
@@ -65,7 +65,7 @@ class RunSummary:
         table.add_column("result", overflow="fold")
         table.add_column("seconds", justify="right")
         for row in self.stages:
-            style = {"built": "green", "reused": "cyan"}.get(row.status, "")
+            style = {"built": "green", "reused": "cyan", "failed": "red"}.get(row.status, "")
             status = f"[{style}]{row.status}[/{style}]" if style else row.status
             table.add_row(row.stage, f"{status} {row.artifact}", f"{row.seconds:.1f}")
         if self.stages:
