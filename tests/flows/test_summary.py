@@ -79,3 +79,20 @@ def test_cli_checks_until_before_starting_anything(monkeypatch):
     ok = runner.invoke(cli.app, ["pipeline", "-p", "tiny", "--until", "register"])
     assert ok.exit_code == 0, ok.output
     assert called == ["services", "register"]
+
+
+def test_cli_prints_what_was_built_when_a_stage_fails(monkeypatch):
+    import flows.pipeline
+    from dsllm import cli
+
+    def failing(**kw):
+        summary.LAST = summary.RunSummary("tiny")
+        summary.LAST.stage("corpus", cached=True, seconds=0.5, artifact="dsllm://corpus/abc")
+        summary.LAST.stage("data", cached=False, seconds=3.0, artifact="(see the error above)", status="failed")
+        raise RuntimeError("data broke")
+
+    monkeypatch.setattr(cli, "use_services", lambda: None)
+    monkeypatch.setattr(flows.pipeline, "pipeline", failing)
+    result = CliRunner().invoke(cli.app, ["pipeline", "-p", "tiny"], env={"COLUMNS": "200"})
+    assert isinstance(result.exception, RuntimeError)
+    assert "reused dsllm://corpus/abc" in result.output and "failed (see the error above)" in result.output
