@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Start the services, run the whole pipeline on $(PRESET), serve the approved chat model, print where to look.
+# Start the services, run the whole pipeline on $(PRESET), serve the approved chat model; the last screen says
+# which version the demo serves and why (a newer one the gate rejected, with its reason) and where to look.
 pipeline: install
 	$(BIN)/dsllm up
 	$(BIN)/dsllm deploy
 	$(BIN)/dsllm pipeline --preset $(PRESET)
-	$(BIN)/dsllm demo deploy
 	$(BIN)/dsllm status
-	$(BIN)/dsllm demo status
+	$(BIN)/dsllm demo deploy
 
 # Every tier but gpu; tests that connect the process to a Ray cluster of their own run in a second process.
 test: install

@@ -73,6 +73,9 @@ def mlflow_client(home: Home | None = None, tracking_uri: str | None = None):
     process-wide setting (`mlflow.set_registry_uri`, `$MLFLOW_REGISTRY_URI`), which may name another store."""
     from mlflow import MlflowClient
 
+    from components import mlflow_artifacts
+
+    mlflow_artifacts.install()
     uri = tracking_uri or (home or Home.resolve()).mlflow_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
@@ -83,6 +86,9 @@ def point_mlflow_at(uri: str) -> None:
     otherwise land in or come from another store than the runs."""
     import mlflow
 
+    from components import mlflow_artifacts
+
+    mlflow_artifacts.install()  # a home once used with the server must work without it (and back)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 

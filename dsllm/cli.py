@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from dsllm import cli_registry, cli_services
 from dsllm.cli_demo import demo_app
 from dsllm.cli_scaling import recommended_overrides, scaling_app
 from dsllm.cli_sources import sources_app
+from flows.stages import PIPELINE_STAGES, check_until
 
 export_env()
 app = typer.Typer(help="dsllm: the DeepSeek LLM recipe end to end.", no_args_is_help=True)
@@ -94,9 +96,18 @@ def artifacts_gc(
         typer.echo(("would remove " if dry_run else "removed ") + str(path))
 
 
+def _until(value: str | None) -> str | None:
+    """--until is checked while the command line is parsed, before anything starts."""
+    try:
+        return check_until(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-             until: Annotated[str | None, typer.Option(help="Stop after this stage")] = None,
+             until: Annotated[str | None, typer.Option(help=f"Stop after this stage: {', '.join(PIPELINE_STAGES)}",
+                                                       callback=_until)] = None,
              from_scaling_study: Annotated[str | None, typer.Option(
                  help="Model and pretraining from a scaling study's recommendation (dsllm://scaling/<key>, its "
                       "folder or MLflow run id); --set still wins")] = None) -> None:
@@ -105,17 +116,17 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     if from_scaling_study:
         cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg) + (set_ or []))
     use_services()
-    from flows.pipeline import STEPS
+    if not sys.stderr.isatty():  # progress bars in a log file: one update every 10 s, not ten a second
+        os.environ.setdefault("TQDM_MININTERVAL", "10")
+    from flows import summary
     from flows.pipeline import pipeline as pipeline_flow
 
-    if until is not None and until not in STEPS:
-        console.print(f"[red]--until must be one of {', '.join(STEPS)}, not {until!r}[/red]")
-        raise typer.Exit(2)
-    uris = pipeline_flow(config=cfg, until=until)
-    table = Table("stage", "artifact")
-    for stage, uri in uris.items():
-        table.add_row(stage, uri)
-    console.print(table)
+    summary.PRINTED_BY_CALLER, summary.LAST = True, None
+    try:
+        pipeline_flow(config=cfg, until=until)
+    finally:  # one table at the end (also after a failure: what was built, which stage failed)
+        if summary.LAST is not None:
+            console.print(summary.LAST.table())
 
 
 def use_services() -> None:

@@ -85,7 +85,23 @@ def deploy(model: Annotated[str, typer.Option(help="registered model name")] = "
     except (ServiceError, ValueError, LookupError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"demo: serving {model} v{version} (@{alias}) at {_config().url}")
+    console.print(_last_screen(model, alias, version))
+
+
+def _last_screen(model: str, alias: str, version: str | None) -> Table:
+    """What `make pipeline` ends on: the version served and why (the gate's reason when a newer one was refused),
+    and where to look."""
+    from components.home import mlflow_client
+    from flows.summary import serving_reason, ui_urls
+
+    home = Home.resolve()
+    why = serving_reason(mlflow_client(home), model, version) if alias == "approved" else f"v{version}"
+    table = Table("demo", "", title=f"demo serves {model} v{version} (@{alias})", title_justify="left",
+                  show_header=False)
+    table.add_row("serving", why)
+    for name, url in ui_urls(home).items():
+        table.add_row(name, url)
+    return table
 
 
 @demo_app.command("reload")

@@ -42,7 +42,8 @@ def _artifact_key(context, parameters: dict[str, Any]) -> str:
     return f"dsllm-{parameters['stage']}-{parameters['key']}"
 
 
-@task(cache_key_fn=_artifact_key, persist_result=True, cache_expiration=timedelta(days=365))
+@task(cache_key_fn=_artifact_key, persist_result=True, cache_expiration=timedelta(days=365),
+      log_prints=False)  # libraries print (dill disassembles functions to stdout while datasets hashes them)
 def build_stage(stage: str, key: str, cfg: Any, inputs: dict[str, str]) -> StageResult:
     """Build one stage artifact (the heavy work runs here, outside the flow's own code)."""
     result = spec(stage).run(cfg, inputs, ArtifactStore())

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from components.config import PipelineConfig
 from components.presets import DEFAULT_PRESET, load_config
-from flows import lineage, tracking
+from flows import lineage, summary, tracking
 from flows.align import dpo, sft
 from flows.corpus import corpus
 from flows.data import data_prep, pack, tokenizer
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain
 from flows.registry import register_and_gate
+from flows.stages import PIPELINE_STAGES, check_until
 
-Stage = Literal["corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate", "register"]
+Stage = Literal[PIPELINE_STAGES]  # the Prefect form's choices: the same list the CLI's --until offers
 
 # Each step takes the config and the URIs so far and returns its stage result.
 STEPS = {
@@ -29,6 +32,7 @@ STEPS = {
     "dpo": lambda cfg, u: dpo(u["sft"], cfg.align),
     "evaluate": lambda cfg, u: evaluate(u["dpo"], u["pack"], cfg.eval),
 }
+assert (*STEPS, "register") == PIPELINE_STAGES, "flows/stages.py lists the stages STEPS runs, then register"
 
 
 def register(cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, str]:
@@ -49,19 +53,48 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
         config: a complete config; when given, preset and overrides are ignored.
         until: stop after this stage (default: run every stage, then register and gate the models).
     """
+    check_until(until)
     cfg = config or load_config(preset, None, overrides or [])
     logger = get_run_logger()
     logger.info("pipeline on preset %s%s", cfg.preset, f", until {until}" if until else "")
     uris: dict[str, str] = {}
+    report = summary.RunSummary(cfg.preset)
+    summary.LAST = report
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
         for number, (stage, step) in enumerate(STEPS.items(), 1):
-            logger.info("[%d/%d] %s", number, len(STEPS) + 1, stage)
-            uris[stage] = step(cfg, uris).uri
+            logger.info("[%d/%d] %s", number, len(PIPELINE_STAGES), stage)
+            started = time.perf_counter()
+            try:
+                result = step(cfg, uris)
+            except Exception:
+                report.stage(stage, False, time.perf_counter() - started, "(see the error above)", "failed")
+                raise
+            report.stage(stage, result.cached, time.perf_counter() - started, result.uri)
+            uris[stage] = result.uri
             if stage == until:
                 break
         else:
-            logger.info("[%d/%d] register and gate", len(STEPS) + 1, len(STEPS) + 1)
-            uris.update(register(cfg, uris))
+            logger.info("[%d/%d] register and gate", len(PIPELINE_STAGES), len(PIPELINE_STAGES))
+            started = time.perf_counter()
+            registered = register(cfg, uris)
+            report.stage("register", False, time.perf_counter() - started, ", ".join(registered.values()), "done")
+            uris.update(registered)
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     lineage.record_pipeline("pipeline", f"pipeline-{cfg.preset}", uris, run_id)
+    _summarise(report, {k: v for k, v in uris.items() if v.startswith("models:/")})
     return uris
+
+
+def _summarise(report: summary.RunSummary, registered: dict[str, str]) -> None:
+    """Log the end-of-run summary and keep it as the run's Prefect artifact; never fails the finished run."""
+    logger = get_run_logger()
+    try:
+        report.finish(registered)
+    except Exception as exc:  # noqa: BLE001 - the work is done; a registry or demo hiccup only shortens the summary
+        logger.warning("summary incomplete: %s", exc)
+    if summary.PRINTED_BY_CALLER:
+        logger.info("summary: the table below, and the Prefect artifact 'pipeline-summary'")
+    else:
+        logger.info("summary\n%s", report.markdown())
+    create_markdown_artifact(markdown=report.markdown(), key="pipeline-summary",
+                             description=f"pipeline ({report.preset}): stages, gate verdicts, demo")

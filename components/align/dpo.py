@@ -79,7 +79,8 @@ def worker(config: dict) -> None:
     live = MlflowLive(config["run_id"], config["tracking_uri"], "dpo")
     with phases("build_trainer"):
         trainer = attach(build_trainer(cfg, model, ref, tok, *(Dataset.from_list(training_records(r)) for r in
-                                                              (train, held)), scratch), live)
+                                                              (train, held)), scratch), live,
+                         progress=config.get("progress"), stage="dpo")
     with phases("train"):
         output = trainer.train()
     train_phases(phases, trainer)

@@ -58,6 +58,8 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
         with phases("ray_start"):
             ensure_ray(home)
     storage = home.ray / "train"
+    progress = storage / f"{name}-progress.jsonl"  # rank 0 writes, this process logs it (components.align.progress)
+    config = {**config, "progress": str(progress)}
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker, train_loop_config=config,
@@ -65,7 +67,9 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
                                      resources_per_worker=resources if cfg.num_workers else None),
         run_config=RunConfig(name=name, storage_path=str(storage), failure_config=FailureConfig(max_failures=0),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)))
-    with phases("ray_fit"), _restored_torch_threads():
+    from components.align.progress import follow
+
+    with phases("ray_fit"), _restored_torch_threads(), follow(progress):
         result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training finished without a final checkpoint (see the Ray worker logs)")
@@ -75,6 +79,7 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
             return json.loads((Path(ckpt) / RESULTS).read_text())
     finally:
         shutil.rmtree(storage / name, ignore_errors=True)  # checkpoints copied out; keep the home small
+        progress.unlink(missing_ok=True)
         if not cfg.num_workers:  # local mode reports the worker's own directory, not a persisted copy
             shutil.rmtree(result.checkpoint.path, ignore_errors=True)
 
@@ -113,17 +118,18 @@ def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phase
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def attach(trainer, *callbacks):
-    """Our callbacks, a step clock, Ray's report callback and prepare_trainer; the stdout printer goes
-    (MLflow and Ray get the values, and every worker printing every log line only clutters the driver's
-    output)."""
+def attach(trainer, *callbacks, progress: str | None = None, stage: str = "train"):
+    """Our callbacks, a step clock, the progress file (`progress`, which the driver logs every ~10 s), Ray's
+    report callback and prepare_trainer; the stdout printer goes (MLflow and Ray get the values, and every
+    worker printing every log line only clutters the driver's output)."""
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
     from transformers.trainer_callback import PrinterCallback
 
     from components.align.callbacks import StepClock
+    from components.align.progress import ProgressFile
 
     trainer.remove_callback(PrinterCallback)
-    for callback in (*callbacks, StepClock(), RayTrainReportCallback()):
+    for callback in (*callbacks, StepClock(), ProgressFile(progress, stage), RayTrainReportCallback()):
         trainer.add_callback(callback)
     return prepare_trainer(trainer)
 

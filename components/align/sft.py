@@ -90,7 +90,8 @@ def worker(config: dict) -> None:
     live = MlflowLive(config["run_id"], config["tracking_uri"], "sft")
     monitor = RepetitionMonitor(tok, config["monitor_prompts"], cfg.gen_max_new_tokens, live)
     with phases("build_trainer"):
-        trainer = attach(build_trainer(cfg, model, tok, train, heldout, scratch), monitor, live)
+        trainer = attach(build_trainer(cfg, model, tok, train, heldout, scratch), monitor, live,
+                         progress=config.get("progress"), stage="sft")
     with phases("train"):
         output = trainer.train()
     train_phases(phases, trainer, monitor.seconds)

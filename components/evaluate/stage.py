@@ -23,7 +23,7 @@ def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     if "model" not in inputs:
         raise ValueError("The evaluate stage needs inputs['model'] (a model artifact URI)")
     return evaluate(inputs["model"], cfg=cfg, pack=inputs.get("pack"), out_dir=out_dir, home=Home.resolve(),
-                    show_progress=False)
+                    show_progress=True)  # a bar with ETA per task (scoring, generating, sandbox)
 
 
 def key_config(cfg: EvalConfig) -> dict:

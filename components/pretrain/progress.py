@@ -7,6 +7,7 @@ workers on this machine and workers on other nodes (the checkpoint directory is 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -42,7 +43,9 @@ class ProgressMonitor:
         self.path, self.total_steps, self.total_tokens, self.every_s = metrics_path, total_steps, total_tokens, every_s
         self._stop = threading.Event()
         self._bar = tqdm(total=total_steps, desc="pretrain", unit="step", disable=not bar, leave=False)
-        self._thread = threading.Thread(target=self._follow, daemon=True, name="pretrain-progress")
+        # with the caller's context (a Prefect task run), so the log lines land in that run's log
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._follow,), daemon=True,
+                                        name="pretrain-progress")
         self._offset, self._partial, self._latest, self._last_log, self._times = 0, b"", None, 0.0, []
 
     def __enter__(self) -> ProgressMonitor:

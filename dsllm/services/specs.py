@@ -140,7 +140,9 @@ def argv_for(name: str, s: Settings) -> list[str]:
     if name == "mlflow":
         return [tool("mlflow"), "server", "--host", host, "--port", port, "--workers", "1",
                 "--backend-store-uri", f"sqlite:///{s.home.mlflow_db}",
-                "--serve-artifacts", "--artifacts-destination", str(s.home.mlflow_artifacts)]
+                "--serve-artifacts", "--artifacts-destination", str(s.home.mlflow_artifacts),
+                # new experiments get a file:// root in the home, which the embedded mode (no server) can write too
+                "--default-artifact-root", s.home.mlflow_artifacts.as_uri()]
     assert name == "ray", name
     argv = [tool("ray"), "start", "--head", "--block", "--port", port, "--temp-dir", str(s.ray_temp_dir()[0]),
             "--num-cpus", str(os.cpu_count() or 1), "--include-dashboard", "false", "--disable-usage-stats"]
