@@ -135,7 +135,7 @@ class Server:
 
 def open_slot(cfg: DemoConfig) -> ModelSlot:
     """The slot with its first model loaded and the reference watched."""
-    slot = ModelSlot(cfg.model, dtype=cfg.dtype)
+    slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size)
     slot.refresh()
     slot.watch(cfg.poll_s)
     return slot
