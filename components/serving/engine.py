@@ -233,7 +233,10 @@ class Engine:
         elif req.generated >= req.max_new_tokens:
             self._finish(req, "length", piece + req.text.flush())
         elif piece:
-            req.sink(Event(piece))
+            try:
+                req.sink(Event(piece))
+            except Exception:  # the reader is gone (its event loop closed): drop the row
+                req.cancel()
         return req.finished
 
     def _finish(self, req: Request, reason: str, text: str = "", error: str | None = None) -> None:

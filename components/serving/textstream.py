@@ -6,7 +6,8 @@ tokenizers which drop a word's leading space at the start of a decode (sentencep
 the space, and text that ends in a partial UTF-8 character (byte fallback, Chinese) waits for the
 rest. With stop sequences, text that could be the start of a stop sequence is held back until it
 is known not to be one; a completed stop sequence ends the reply and is not shown (OpenAI's rule).
-The pieces joined are `tok.decode(ids, skip_special_tokens=True)`, cut at the first stop sequence.
+The pieces joined are `tok.decode(ids, skip_special_tokens=True)`, cut at the first stop sequence
+(and without a partial character at the very end when the token limit cut one in half).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ class ReplyText:
         return self._release(final=False)
 
     def flush(self) -> str:
-        """The reply ended (eos or the token limit): whatever is still held back, stop checks included."""
+        """The reply ended (eos or the token limit): whatever is still held back, stop checks included;
+        a character cut in half by the token limit is left out rather than shown as U+FFFD."""
         rest = self._decode(self.ids[self._prefix:])[len(self._decode(self.ids[self._prefix:self._read])):]
-        self.text += rest
+        self.text += rest.rstrip(REPLACEMENT)
         self._prefix = self._read = len(self.ids)
         return self._release(final=True)
 
