@@ -138,7 +138,10 @@ class Server:
 
 
 def open_slot(cfg: DemoConfig) -> ModelSlot:
-    """The slot with its first model loaded and the reference watched."""
+    """The slot with its first model loaded and the reference watched (torch threads set first)."""
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
     slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size)
     slot.refresh()
     slot.watch(cfg.poll_s)
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--queue-size", type=int, dest="queue_size")
     parser.add_argument("--dtype")
+    parser.add_argument("--threads", type=int, help="torch threads on a CPU (0 = all cores but one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = DemoConfig.resolve(**vars(parser.parse_args(argv)))

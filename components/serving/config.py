@@ -11,6 +11,7 @@
 | API key (/v1) | DSLLM_API_KEY | none; set it to require `Authorization: Bearer <key>` |
 | API request body limit | DSLLM_API_MAX_BODY | 1048576 bytes |
 | weights dtype | DSLLM_DEMO_DTYPE | auto (bfloat16 on GPU, float32 on CPU) |
+| torch threads (CPU) | DSLLM_DEMO_THREADS | 0 = auto: all cores but one, at least one |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from components.serving.refs import DEFAULT_REF
 
 ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
        "poll_s": "DSLLM_DEMO_POLL_S", "concurrency": "DSLLM_DEMO_CONCURRENCY", "queue_size": "DSLLM_DEMO_QUEUE",
-       "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE",
+       "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE", "threads": "DSLLM_DEMO_THREADS",
        "api_key": "DSLLM_API_KEY", "api_max_body": "DSLLM_API_MAX_BODY"}
 
 
@@ -51,6 +52,10 @@ class DemoConfig(BaseModel):
     """`user:password` to require a login on the chat page (and for Gradio API clients)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights dtype: auto = bfloat16 on a GPU, float32 on a CPU."""
+    threads: int = Field(0, ge=0, le=1024)
+    """Torch threads for decoding on a CPU; 0 = all cores but one (at least one), which leaves a core to
+    the web server and the tokenizer. On a busy machine one thread each is far better than two that
+    wait on each other."""
     api_key: str | None = None
     """Bearer token the OpenAI-compatible API (/v1) requires; none = open (the default host is 127.0.0.1)."""
     api_max_body: int = Field(1 << 20, ge=1024, le=1 << 30)
@@ -69,6 +74,10 @@ class DemoConfig(BaseModel):
             return None
         user, password = self.auth.split(":", 1)
         return user, password
+
+    @property
+    def torch_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def url(self) -> str:

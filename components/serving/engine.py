@@ -118,6 +118,10 @@ class Engine:
         try:
             while True:
                 event = events.get()
+                while not event.done and not events.empty():  # a slow reader gets what piled up as one piece
+                    more = events.get()
+                    event = Event(event.text + more.text, more.done, more.finish_reason, more.prompt_tokens,
+                                  more.completion_tokens, more.error)
                 yield event
                 if event.done:
                     return
@@ -204,17 +208,27 @@ class Engine:
                 layer.keys, layer.values = layer.keys[:, :, cut:], layer.values[:, :, cut:]
 
     def _sample(self, logits: torch.Tensor, rows: list[Request]) -> torch.Tensor:
-        """One token per row: argmax for greedy rows; temperature, then top-p (as HF's warpers), for the rest."""
+        """One token per row: argmax for greedy rows; temperature, then top-p (as HF's warpers), for the rest.
+
+        The sampled rows are processed together (one sort, one softmax: per row, the same arithmetic
+        alone or in a batch) and each draws one uniform number from its own generator, turned into a
+        token through the cumulative distribution (inverse-CDF sampling)."""
         tokens = logits.argmax(-1)
-        for i, req in enumerate(rows):
-            if req.temperature > 0:
-                scores = logits[i] / req.temperature
-                if req.top_p < 1.0:
-                    ordered, order = torch.sort(scores)
-                    drop = ordered.softmax(-1).cumsum(-1) <= 1 - req.top_p
-                    drop[-1] = False
-                    scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-                tokens[i] = torch.multinomial(scores.softmax(-1), 1, generator=req.generator)[0]
+        sampled = [i for i, req in enumerate(rows) if req.temperature > 0]
+        if not sampled:
+            return tokens
+        index = torch.tensor(sampled, device=logits.device)
+        temps = torch.tensor([rows[i].temperature for i in sampled], device=logits.device)
+        top_p = torch.tensor([rows[i].top_p for i in sampled], device=logits.device)
+        scores = logits[index] / temps[:, None]
+        ordered, order = torch.sort(scores, dim=-1)
+        drop = ordered.softmax(-1).cumsum(-1) <= (1 - top_p)[:, None]
+        drop[:, -1] = False  # the most likely token always stays
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
+        cdf = scores.softmax(-1).cumsum(-1)
+        draws = torch.cat([torch.rand(1, generator=rows[i].generator) for i in sampled]).to(logits.device)
+        picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None]).squeeze(1)
+        tokens[index] = picked.clamp(max=logits.shape[-1] - 1)
         return tokens
 
     def _emit(self, req: Request, token: int) -> bool:

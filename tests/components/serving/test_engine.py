@@ -65,7 +65,8 @@ def concurrently(engine: Engine, jobs: list[tuple[list[int], dict]], stagger_s: 
 def test_batched_greedy_replies_equal_generate_one_at_a_time(toy):
     ids = prompts(toy)
     greedy = GenerationSettings(temperature=0, max_new_tokens=40)
-    alone = ["".join(stream(toy, Prompt(i, 40), greedy)) for i in ids]
+    # the engine leaves out a character the token limit cut in half; generate's streamer shows it as U+FFFD
+    alone = ["".join(stream(toy, Prompt(i, 40), greedy)).rstrip("\ufffd") for i in ids]
     engine = Engine(toy, max_batch=8)
     jobs = [(ids[k % len(ids)], {"max_new_tokens": 40}) for k in range(12)]  # more than max_batch: some wait
     results = concurrently(engine, jobs)
