@@ -1,7 +1,7 @@
 """Load on the chat demo: N concurrent gradio_client sessions for D seconds, beside one session alone.
 
 Each session sends chat messages (English and Chinese, alternating, a fresh conversation each) in a
-loop through the Gradio API and reads the streamed reply: errors, time to first token (the first
+loop through the Gradio API (or `--via api`: the OpenAI-compatible /v1 API) and reads the streamed reply: errors, time to first token (the first
 non-empty piece), reply time. Tokens come from the demo's own counter (GET /dsllm/version, exact
 in total); a session's tokens/s is its characters/s times the run's tokens per character.
 The baseline is one session alone for the same model and settings, run first in the same process;
@@ -45,6 +45,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--concurrency", type=int, default=32, help="of the demo this script starts")
     parser.add_argument("--shape", choices=("small", "tiny"), default="small", help="model the script serves")
+    parser.add_argument("--via", choices=("gradio", "api"), default="gradio",
+                        help="sessions through the Gradio chat API or the OpenAI-compatible /v1 API")
+    parser.add_argument("--api-key", default="none", help="for --via api against a demo with DSLLM_API_KEY")
     parser.add_argument("--out", type=Path, help="write <out>/demo_load.json")
     parser.add_argument("--quick", action="store_true", help="4 sessions, 10 s")
     args = parser.parse_args()
@@ -55,6 +58,8 @@ def parse() -> argparse.Namespace:
 
 def session(url: str, until: float, args: argparse.Namespace, index: int, records: list[dict]) -> None:
     """One client: messages back to back until `until`; a record per message."""
+    if args.via == "api":
+        return api_session(url, until, args, index, records)
     from gradio_client import Client
 
     try:
@@ -81,6 +86,30 @@ def one_message(client, message: str, args: argparse.Namespace) -> dict:
         return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     end = time.monotonic()
     return {"ttft_s": (first or end) - start, "seconds": end - start, "chars": len(text)}
+
+
+def api_session(url: str, until: float, args: argparse.Namespace, index: int, records: list[dict]) -> None:
+    """The same load through the OpenAI-compatible API (/v1/chat/completions, streamed)."""
+    import openai
+
+    client, n = openai.OpenAI(base_url=f"{url}/v1", api_key=args.api_key, max_retries=0, timeout=300), index
+    name = client.models.list().data[-1].id  # the bare name: whatever version is served
+    while time.monotonic() < until:
+        start, first, text = time.monotonic(), None, ""
+        try:
+            stream = client.chat.completions.create(
+                model=name, stream=True, max_tokens=args.max_tokens, temperature=args.temperature, top_p=0.95,
+                messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": MESSAGES[n % 4]}])
+            for chunk in stream:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece and first is None:
+                    first = time.monotonic()
+                text += piece or ""
+            end = time.monotonic()
+            records.append({"ttft_s": (first or end) - start, "seconds": end - start, "chars": len(text)})
+        except Exception as exc:
+            records.append({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        n += 1
 
 
 def counters(url: str) -> dict:
