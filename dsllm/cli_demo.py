@@ -63,9 +63,11 @@ def status(port: PortOpt = None) -> None:
         raise typer.Exit(1)
     table = Table("demo", "value")
     loaded = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state["loaded_at"])) if state.get("loaded_at") else "-"
-    for key, value in [("url", cfg.url), ("pid", str(pid or "- (not started by this home)")),
+    for key, value in [("url", cfg.url), ("OpenAI API", f"{cfg.url}/v1"),
+                       ("pid", str(pid or "- (not started by this home)")),
                        ("serving", state["label"]), ("reference", state["ref"]), ("loaded", loaded),
                        ("swaps", str(state["swaps"])), ("replies", str(state["replies"])),
+                       ("in flight", str(state.get("active", 0))),
                        ("last error", state["last_error"] or "-")]:
         table.add_row(key, value)
     console.print(table)

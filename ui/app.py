@@ -9,7 +9,9 @@ a swap without a reload. The Gradio API endpoint is `/chat` (gradio_client:
 Beside Gradio, two plain HTTP routes for deploy_demo and scripts: `GET /dsllm/version` (what is
 served, as JSON) and `POST /dsllm/reload` (check the reference now and swap when it moved; replies
 with the new state once it is served). Neither can make the demo serve anything but what its
-reference points at. The slot also checks the reference every `poll_s` seconds.
+reference points at. The slot also checks the reference every `poll_s` seconds. And the
+OpenAI-compatible API under `/v1` (`components.serving.api`), on the same port, slot and batching
+engine: chat users and API clients are decoded together and see the same hot-swap.
 
 Run: `python -m ui.app [--model REF] [--port N]` (or `dsllm demo up`); settings in `DemoConfig`.
 """
@@ -26,6 +28,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from components.serving import api
 from components.serving.config import DemoConfig
 from components.serving.generate import DEFAULT_SYSTEM
 from components.serving.slot import ModelSlot
@@ -96,6 +99,7 @@ def build_app(slot: ModelSlot, cfg: DemoConfig) -> FastAPI:
             return JSONResponse(slot.status(), status_code=503)
         return slot.status()
 
+    api.install(app, slot, cfg)  # /v1: the OpenAI-compatible API on the same slot, engine and port
     blocks = build_blocks(slot).queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
     return gr.mount_gradio_app(app, blocks, path="/", auth=cfg.credentials, server_name=cfg.host,
                                server_port=cfg.port, allowed_paths=[str(slot.home.cache / "demo")],
@@ -134,8 +138,11 @@ class Server:
 
 
 def open_slot(cfg: DemoConfig) -> ModelSlot:
-    """The slot with its first model loaded and the reference watched."""
-    slot = ModelSlot(cfg.model, dtype=cfg.dtype)
+    """The slot with its first model loaded and the reference watched (torch threads set first)."""
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size)
     slot.refresh()
     slot.watch(cfg.poll_s)
     return slot
@@ -162,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--queue-size", type=int, dest="queue_size")
     parser.add_argument("--dtype")
+    parser.add_argument("--threads", type=int, help="torch threads on a CPU (0 = all cores but one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = DemoConfig.resolve(**vars(parser.parse_args(argv)))

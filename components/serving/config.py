@@ -5,10 +5,13 @@
 | model reference | DSLLM_DEMO_MODEL | models:/dsllm-chat@approved |
 | host / port | DSLLM_DEMO_HOST / DSLLM_DEMO_PORT | 127.0.0.1 / 7860 |
 | alias poll interval | DSLLM_DEMO_POLL_S | 5 s (0 = only on POST /dsllm/reload) |
-| concurrent replies | DSLLM_DEMO_CONCURRENCY | 4 |
+| replies decoded together | DSLLM_DEMO_CONCURRENCY | 32 |
 | queue size | DSLLM_DEMO_QUEUE | 64 |
 | login | DSLLM_DEMO_AUTH | none; `user:password` turns it on |
+| API key (/v1) | DSLLM_API_KEY | none; set it to require `Authorization: Bearer <key>` |
+| API request body limit | DSLLM_API_MAX_BODY | 1048576 bytes |
 | weights dtype | DSLLM_DEMO_DTYPE | auto (bfloat16 on GPU, float32 on CPU) |
+| torch threads (CPU) | DSLLM_DEMO_THREADS | 0 = auto: all cores but one, at least one |
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from components.serving.refs import DEFAULT_REF
 
 ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
        "poll_s": "DSLLM_DEMO_POLL_S", "concurrency": "DSLLM_DEMO_CONCURRENCY", "queue_size": "DSLLM_DEMO_QUEUE",
-       "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE"}
+       "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE", "threads": "DSLLM_DEMO_THREADS",
+       "api_key": "DSLLM_API_KEY", "api_max_body": "DSLLM_API_MAX_BODY"}
 
 
 class DemoConfig(BaseModel):
@@ -38,14 +42,24 @@ class DemoConfig(BaseModel):
     poll_s: float = Field(5.0, ge=0, le=3600)
     """Seconds between checks of the model reference (an alias moved in the MLflow UI is picked up
     this fast); 0 turns polling off (only POST /dsllm/reload swaps)."""
-    concurrency: int = Field(4, ge=1, le=256)
-    """Replies generated at the same time; further requests wait in the queue."""
+    concurrency: int = Field(32, ge=1, le=256)
+    """Replies decoded together (one batch, continuous batching; chat and API alike); further requests
+    wait in the queue and join the batch as replies end. Each step costs little more for 32 rows than
+    for one on a small model, so this is sized for users, not cores."""
     queue_size: int = Field(64, ge=1, le=10000)
     """Requests that may wait for a free slot; beyond it a new request is refused with 'queue full'."""
     auth: str | None = None
     """`user:password` to require a login on the chat page (and for Gradio API clients)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights dtype: auto = bfloat16 on a GPU, float32 on a CPU."""
+    threads: int = Field(0, ge=0, le=1024)
+    """Torch threads for decoding on a CPU; 0 = all cores but one (at least one), which leaves a core to
+    the web server and the tokenizer. On a busy machine one thread each is far better than two that
+    wait on each other."""
+    api_key: str | None = None
+    """Bearer token the OpenAI-compatible API (/v1) requires; none = open (the default host is 127.0.0.1)."""
+    api_max_body: int = Field(1 << 20, ge=1024, le=1 << 30)
+    """Largest /v1 request body in bytes; a larger one gets 413."""
 
     @field_validator("auth")
     @classmethod
@@ -60,6 +74,10 @@ class DemoConfig(BaseModel):
             return None
         user, password = self.auth.split(":", 1)
         return user, password
+
+    @property
+    def torch_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def url(self) -> str:

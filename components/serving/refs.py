@@ -56,6 +56,7 @@ class Served:
     context: int
     card: ModelCard
     loaded_at: float = field(default_factory=time.time)
+    engine: Any = None  # its batching Engine, made by the slot that serves it
 
 
 def parse(ref: str) -> dict[str, str | None]:

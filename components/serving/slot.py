@@ -1,7 +1,9 @@
 """The model slot: what the demo serves now, hot-swapped to whatever its reference points at.
 
 A reply takes the slot's current `Served` object once, when it starts, and keeps that reference
-to its end; a swap only replaces the slot's reference. So a swap never interrupts a reply in
+to its end; a swap only replaces the slot's reference. Each loaded model has its own batching
+`Engine` (continuous batching: the replies in flight on it are decoded together), so the replies
+that started on the old model keep decoding on the old engine while new ones batch on the new. So a swap never interrupts a reply in
 flight (it finishes on the old weights, which are freed when the last such reply ends) and every
 reply that starts after the swap gets the new model. Loads happen outside the lock (the old model
 serves while the new one loads) and one at a time; a load that fails leaves the old model serving
@@ -18,7 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.home import Home
-from components.serving.generate import GenerationSettings, Prompt, PromptTooLong, prepare, stream
+from components.serving.engine import Engine
+from components.serving.generate import GenerationSettings, Prompt, PromptTooLong, prepare
 from components.serving.refs import Served, Target, load, registry_client, resolve
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,10 @@ MAX_CHASES = 3  # an alias that moves during every load this many times in a row
 
 
 class ModelSlot:
-    def __init__(self, ref: str, *, home: Home | None = None, dtype: str = "auto"):
+    def __init__(self, ref: str, *, home: Home | None = None, dtype: str = "auto", max_batch: int = 32,
+                 queue_size: int = 256):
         self.ref, self.home, self.dtype = str(ref).strip(), home or Home.resolve(), dtype
+        self.max_batch, self.queue_size = max_batch, queue_size
         self._client = registry_client(self.home) if self.ref.startswith("models:/") else None
         self._served: Served | None = None
         self._lock = threading.Lock()  # the reference and the counters
@@ -64,6 +69,7 @@ class ModelSlot:
                            f"{self._served.target.label if self._served else 'nothing'}.")
 
     def _swap(self, served: Served) -> None:
+        served.engine = Engine(served, self.max_batch, self.queue_size, self._count)
         with self._lock:
             old, self._served = self._served, served
             self.swaps += old is not None
@@ -112,12 +118,16 @@ class ModelSlot:
         return self._stream(served, prompt, settings)
 
     def _stream(self, served: Served, prompt: Prompt, settings: GenerationSettings) -> Iterator[str]:
-        self._count("active", 1)
+        events = served.engine.stream(prompt.ids, max_new_tokens=prompt.max_new_tokens,
+                                      temperature=settings.temperature, top_p=settings.top_p)
         try:
-            yield from stream(served, prompt, settings, on_tokens=lambda n: self._count("tokens", n))
-            self._count("replies", 1)
+            for event in events:
+                if event.error:
+                    raise RuntimeError(f"generation failed: {event.error}")
+                if event.text:
+                    yield event.text
         finally:
-            self._count("active", -1)
+            events.close()  # a reader that left cancels its row now, not when the generator is collected
 
     def _count(self, key: str, n: int) -> None:
         with self._lock:

@@ -1,0 +1,275 @@
+"""Continuous batching: the replies in flight on one model are decoded together, one shared step at a time.
+
+One `Engine` per loaded model (a hot-swap makes a new one; the old one finishes its replies and its
+thread ends). `submit(ids, ...)` queues a request; a background thread runs the loop:
+
+1. new requests join at a step boundary (up to `max_batch` in flight): each prompt is run alone
+   (prefill, its own `DynamicCache`) and its first token sampled, then its keys/values are
+   left-padded to the batch's cache length and stacked onto the batch;
+2. one forward step over all rows: the last token of each, a 2-D attention mask that hides each
+   row's left padding, explicit per-row position ids (RoPE sees each reply's own positions);
+3. a token per row (greedy, or temperature / top-p sampled with the request's own seeded
+   generator); rows that hit eos, a stop sequence, their token limit, or whose reader left, leave
+   the batch (`batch_select_indices`), and padding columns no row needs any more are cut off.
+
+So a row sees exactly its own tokens at its own positions: greedy replies equal one-at-a-time
+generation, and a seeded sampled reply is the same alone or in a batch. Why not transformers'
+own continuous batching: it targets paged attention on GPUs and has neither per-request seeded
+generators nor stop sequences; the `DynamicCache` kept here is the one `generate` uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from components.serving.textstream import ReplyText
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """More requests wait than the engine accepts; try again later."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a reader gets: a text piece, and on the last event why the reply ended and token counts."""
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None  # "stop" (eos or a stop sequence), "length", "cancelled", "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Request:
+    ids: list[int]
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    sink: Callable[[Event], None]
+    text: ReplyText
+    generator: torch.Generator | None = None
+    generated: int = 0
+    cancelled: bool = False
+    finished: bool = field(default=False, repr=False)
+
+    def cancel(self) -> None:
+        """The reader went away: the row leaves the batch at the next step."""
+        self.cancelled = True
+
+
+class Engine:
+    def __init__(self, served, max_batch: int = 32, queue_size: int = 256,
+                 count: Callable[[str, int], None] | None = None):
+        self.served, self.model, self.tok = served, served.model, served.tokenizer
+        self.max_batch, self.queue_size = max_batch, queue_size
+        self.eos = set(_stop_ids(served))
+        self._count = count or (lambda key, n: None)
+        self._waiting: list[Request] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._rows: list[Request] = []
+        self._cache: DynamicCache | None = None
+        self._mask = self._pos = self._last = None
+        self.steps = 0
+
+    # -- requests ---------------------------------------------------------------------------------
+    def submit(self, ids: list[int], sink: Callable[[Event], None], *, max_new_tokens: int,
+               temperature: float = 0.0, top_p: float = 1.0, stop: tuple[str, ...] = (),
+               seed: int | None = None) -> Request:
+        """Queue a reply to `ids`; `sink` receives its Events (on the engine's thread, so it must not block)."""
+        room = self.served.context - len(ids)
+        if not ids or room < 1:
+            raise ValueError(f"the prompt takes {len(ids)} of the model's {self.served.context} tokens: no room "
+                             "for a reply.")
+        generator = None
+        if temperature > 0:
+            generator = torch.Generator(device="cpu").manual_seed(
+                seed if seed is not None else int.from_bytes(os.urandom(7), "little"))
+        req = Request(list(ids), min(int(max_new_tokens), room), float(temperature), float(top_p), sink,
+                      ReplyText(self.tok, tuple(stop)), generator)
+        with self._lock:
+            if len(self._waiting) >= self.queue_size:
+                raise QueueFull(f"{len(self._waiting)} requests are waiting already; try again shortly.")
+            self._waiting.append(req)
+            self._count("active", 1)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dsllm-engine", daemon=True)
+                self._thread.start()
+        return req
+
+    def stream(self, ids: list[int], **kwargs) -> Iterator[Event]:
+        """submit() for a thread: Events as they come; closing the iterator cancels the reply."""
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        req = self.submit(ids, events.put, **kwargs)
+        try:
+            while True:
+                event = events.get()
+                while not event.done and not events.empty():  # a slow reader gets what piled up as one piece
+                    more = events.get()
+                    event = Event(event.text + more.text, more.done, more.finish_reason, more.prompt_tokens,
+                                  more.completion_tokens, more.error)
+                yield event
+                if event.done:
+                    return
+        finally:
+            req.cancel()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._lock:
+                    free = self.max_batch - len(self._rows)
+                    joining, self._waiting = self._waiting[:free], self._waiting[free:]
+                    if not joining and not self._rows:
+                        self._thread = None  # a later submit starts a new thread
+                        return
+                try:
+                    for req in joining:
+                        self._join(req)
+                    if self._rows:
+                        self._step()
+                except Exception as exc:  # every reply in flight learns why; the engine carries on
+                    log.exception("generation step failed")
+                    for req in [*self._rows, *joining]:  # _finish skips those already finished
+                        self._finish(req, "error", error=f"{type(exc).__name__}: {exc}")
+                    self._rows, self._cache = [], None
+
+    def _join(self, req: Request) -> None:
+        if req.cancelled:
+            return self._finish(req, "cancelled")
+        cache = DynamicCache(config=self.model.config)
+        ids = torch.tensor([req.ids], device=self.model.device)
+        logits = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            raise NotImplementedError("continuous batching needs full-attention layers (a plain DynamicCache); "
+                                      f"{type(self.model).__name__} uses other cache layers.")
+        token = int(self._sample(logits.float(), [req])[0])
+        if self._emit(req, token):
+            return
+        self._stack(req, cache, token)
+
+    def _stack(self, req: Request, cache: DynamicCache, token: int) -> None:
+        """Add a prefilled request to the batch: both sides left-padded to the longer cache."""
+        n, device = len(req.ids), self.model.device
+        mask = torch.ones(1, n, dtype=torch.long, device=device)
+        pos, last = torch.tensor([n], device=device), torch.tensor([token], device=device)
+        if self._cache is None or not self._rows:
+            self._cache, self._mask, self._pos, self._last, self._rows = cache, mask, pos, last, [req]
+            return
+        width = max(self._mask.shape[1], n)
+        for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
+            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
+        self._mask = torch.cat([F.pad(self._mask, (width - self._mask.shape[1], 0)), F.pad(mask, (width - n, 0))])
+        self._pos, self._last = torch.cat([self._pos, pos]), torch.cat([self._last, last])
+        self._rows.append(req)
+
+    def _step(self) -> None:
+        self._mask = F.pad(self._mask, (0, 1), value=1)
+        out = self.model(input_ids=self._last[:, None], attention_mask=self._mask, position_ids=self._pos[:, None],
+                         cache=self._cache, use_cache=True, logits_to_keep=1)
+        tokens = self._sample(out.logits[:, -1].float(), self._rows).tolist()
+        self.steps += 1
+        self._pos = self._pos + 1
+        keep = [i for i, (req, token) in enumerate(zip(self._rows, tokens, strict=True))
+                if not self._emit(req, token)]
+        if len(keep) < len(self._rows):
+            self._select(keep)
+        self._last = torch.tensor(tokens, device=self.model.device)[keep] if keep else None
+
+    def _select(self, keep: list[int]) -> None:
+        """Drop the rows that left, then the left padding columns that no remaining row needs."""
+        self._rows = [self._rows[i] for i in keep]
+        if not keep:
+            self._cache = None
+            return
+        index = torch.tensor(keep, device=self.model.device)
+        self._cache.batch_select_indices(index)
+        self._mask, self._pos = self._mask[index], self._pos[index]
+        cut = int((self._mask.cumsum(1) == 0).sum(1).min())  # leading zeros shared by every row
+        if cut:
+            self._mask = self._mask[:, cut:]
+            for layer in self._cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, cut:], layer.values[:, :, cut:]
+
+    def _sample(self, logits: torch.Tensor, rows: list[Request]) -> torch.Tensor:
+        """One token per row: argmax for greedy rows; temperature, then top-p (as HF's warpers), for the rest.
+
+        The sampled rows are processed together (one sort, one softmax: per row, the same arithmetic
+        alone or in a batch) and each draws one uniform number from its own generator, turned into a
+        token through the cumulative distribution (inverse-CDF sampling)."""
+        tokens = logits.argmax(-1)
+        sampled = [i for i, req in enumerate(rows) if req.temperature > 0]
+        if not sampled:
+            return tokens
+        index = torch.tensor(sampled, device=logits.device)
+        temps = torch.tensor([rows[i].temperature for i in sampled], device=logits.device)
+        top_p = torch.tensor([rows[i].top_p for i in sampled], device=logits.device)
+        scores = logits[index] / temps[:, None]
+        ordered, order = torch.sort(scores, dim=-1)
+        drop = ordered.softmax(-1).cumsum(-1) <= (1 - top_p)[:, None]
+        drop[:, -1] = False  # the most likely token always stays
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
+        cdf = scores.softmax(-1).cumsum(-1)
+        draws = torch.cat([torch.rand(1, generator=rows[i].generator) for i in sampled]).to(logits.device)
+        picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None]).squeeze(1)
+        tokens[index] = picked.clamp(max=logits.shape[-1] - 1)
+        return tokens
+
+    def _emit(self, req: Request, token: int) -> bool:
+        """Hand the token's text to the reader; True when the reply has ended (the row leaves)."""
+        if req.cancelled:
+            self._finish(req, "cancelled")
+            return True
+        req.generated += 1
+        self._count("tokens", 1)
+        if token in self.eos:
+            self._finish(req, "stop", req.text.flush())
+            return True
+        piece = req.text.push(token)
+        if req.text.stopped:
+            self._finish(req, "stop", piece)
+        elif req.generated >= req.max_new_tokens:
+            self._finish(req, "length", piece + req.text.flush())
+        elif piece:
+            try:
+                req.sink(Event(piece))
+            except Exception:  # the reader is gone (its event loop closed): drop the row
+                req.cancel()
+        return req.finished
+
+    def _finish(self, req: Request, reason: str, text: str = "", error: str | None = None) -> None:
+        if req.finished:
+            return
+        req.finished = True
+        self._count("active", -1)
+        self._count("replies", int(reason in ("stop", "length")))
+        try:
+            req.sink(Event(text, True, reason, len(req.ids), req.generated, error))
+        except Exception:  # a reader that cannot take the last event has gone anyway
+            log.debug("could not deliver the end of a reply", exc_info=True)
+
+
+def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    return F.pad(x, (0, 0, width - x.shape[-2], 0)) if x.shape[-2] < width else x
+
+
+def _stop_ids(served) -> list[int]:
+    from components.serving.generate import stop_ids
+
+    return stop_ids(served)
