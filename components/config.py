@@ -388,6 +388,9 @@ class StudyConfig(StageConfig):
     bracket_rounds: int = Field(default=3, ge=0, le=20)
     """Rounds that extend a grid budget past an edge its near-optimal band touches (one grid step per open
     edge and round); a budget still not bracketed after them is named in the report and not fitted."""
+    fit_unbracketed: bool = False
+    """Fit the learning-rate/batch laws from unbracketed grid budgets too (marked in the report): only for
+    smoke tests whose grids are too small to bracket anything (the tiny study)."""
     extrapolation_factor: float = Field(default=2.0, ge=1, le=1e6)
     """A recommended lr or batch further than this factor outside the explored grid range is flagged."""
     validation_tolerance: float = Field(default=0.02, gt=0, lt=1)

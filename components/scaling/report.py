@@ -53,7 +53,7 @@ def hp_grid(path: Path, rows: list[dict], band: set[str], open_budgets: set[floa
         near = [r for r in finite if r["id"] in band]
         ax.scatter([r["lr"] for r in near], [r["batch"] for r in near], s=320, facecolors="none", edgecolors="red")
         ax.set(xscale="log", yscale="log", xlabel="learning rate",
-               title=f"C = {budget:.3g}" + (" (NOT bracketed: not fitted)" if budget in open_budgets else ""),
+               title=f"C = {budget:.3g}" + (" (NOT bracketed)" if budget in open_budgets else ""),
                ylabel="batch (tokens)")
         fig.colorbar(scatter, ax=ax, label="val loss")
     fig.suptitle("grid: final validation loss (red rings: near-optimal band)")
@@ -190,7 +190,9 @@ def checks_md(result: dict) -> list[str]:
     """Bracketing, extrapolation and M's share of the compute: what the laws may be trusted for."""
     lines = ["", "## Bracketing of the grid", "", "| C | bracketed | finished runs | why not |", "|---|---|---|---|"]
     for b in result.get("brackets", []):
-        lines.append(f"| {b['budget']:.3g} | {'yes' if b['bracketed'] else '**no: not fitted**'} | {b['runs']} | "
+        unfit = "**no: fitted anyway (scaling.fit_unbracketed)**" if result["study"].get("fit_unbracketed") else \
+            "**no: not fitted**"
+        lines.append(f"| {b['budget']:.3g} | {'yes' if b['bracketed'] else unfit} | {b['runs']} | "
                      f"{b['reason'] or '—'} |")
     if result.get("brackets"):
         lines += ["", f"{result['brackets'][0]['rounds']} extension round(s) of at most "

@@ -104,7 +104,8 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     s = Study(study, model, base, seq_len, pack, tokenizer, work_dir, TrialRuns(tracking_uri, parent_run_id),
               progress)
     hp_records, brackets = grid_phase(s)
-    fitted = [r for r in hp_records if r["budget"] in {b["budget"] for b in brackets if b["bracketed"]}]
+    fitted = [r for r in hp_records if study.fit_unbracketed or r["budget"] in
+              {b["budget"] for b in brackets if b["bracketed"]}]
     hp = _fit_or_explain(fit.hp_laws, fitted, s.work_dir, brackets, study.near_optimal, study.bootstrap,
                          study.confidence, study.seed)
     iso, skipped = plan_isoflop(study, model, base, seq_len, hp["eta"], hp["batch"])
@@ -119,7 +120,7 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     rec = recommend(target, laws, study, seq_len, batch_unit(study, seq_len))
     rec["extrapolation"] = checks.extrapolation(rec, ranges, study.extrapolation_factor)
     s.counts["skipped"] = len(s.skipped)
-    reach = {"hp": validation["budget"] / max(b["budget"] for b in brackets if b["bracketed"]),
+    reach = {"hp": validation["budget"] / max(r["budget"] for r in fitted),
              "iso": validation["budget"] / max(m["budget"] for m in iso_fit["minima"])}
     result = {"study": study.model_dump(mode="json"), "seq_len": seq_len, "laws": {k: v.as_dict() for k, v in
               laws.items()}, "paper": fit.PAPER, "minima": iso_fit["minima"], "validation": validation,
