@@ -12,7 +12,7 @@ from rich.table import Table
 
 from components.artifacts import ArtifactStore
 from components.presets import STUDIES, ConfigError, load_config
-from components.scaling.checks import FAILED_CHECK, describe
+from components.scaling.checks import FAILED_CHECK, NOT_BRACKETED, NotBracketedError, describe
 
 scaling_app = typer.Typer(help="Scaling-law studies: plan, run, show, recommend.", no_args_is_help=True)
 console = Console()
@@ -79,14 +79,19 @@ def scaling_run(preset: PresetOpt = "tiny", study: StudyOpt = "default", set_: S
     """Run (or resume) a study through the `scaling_study` flow; prints the laws and the artifact.
 
     Exit status 3 when the laws failed their 10x check (validation loss outside its predicted interval or
-    further than scaling.validation_tolerance from the prediction); 2 for usage errors."""
+    further than scaling.validation_tolerance from the prediction); 4 when fewer than two grid budgets were
+    bracketed (no law fitted; the budgets are named); 2 for usage errors."""
     cfg = _config(preset, study, set_)
     from dsllm.cli import use_services
 
     use_services()
     from flows.scaling import scaling_study
 
-    result = scaling_study(config=cfg)
+    try:
+        result = scaling_study(config=cfg)
+    except NotBracketedError as exc:
+        console.print(f"[red]no laws: {exc}[/red]")
+        raise typer.Exit(NOT_BRACKETED) from None
     study = json.loads((Path(result.path) / "laws.json").read_text())
     _print_laws(study)
     console.print(f"artifact: {result.uri}\nreport:   {Path(result.path) / 'report' / 'scaling.md'}")

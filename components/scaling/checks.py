@@ -18,6 +18,12 @@ MEANINGFUL_M_SHARE = 0.5
 """Below this share of the real FLOPs, M mostly measures something other than the compute spent."""
 FAILED_CHECK = 3
 """Exit status of `dsllm scaling run` when the validation run missed its prediction (2: usage errors)."""
+NOT_BRACKETED = 4
+"""Exit status of `dsllm scaling run` when too few grid budgets were bracketed to fit any law."""
+
+
+class NotBracketedError(ValueError):
+    """Fewer than two grid budgets bracketed: no learning-rate/batch law can be fitted."""
 
 
 class ExtrapolationError(ValueError):

@@ -1,9 +1,10 @@
 """The scaling study end to end: grid → HP laws → IsoFLOP profiles → M/D laws → recommendation → validation.
 
 `run_study(...)` trains every planned trial it has no result for (results persist in
-`<work_dir>/results.jsonl`, so a killed study resumes where it stopped), fits the laws, trains the
+`<work_dir>/results.jsonl`, so a killed study resumes where it stopped), extends the grid until each
+budget's optimum is bracketed (or names the budget and leaves it out), fits the laws, trains the
 recommended model at `validate_factor` × the largest IsoFLOP budget to compare the predicted loss with the
-measured one, and writes laws.json, results.jsonl and report/ (markdown + PNG) into `out_dir`.
+measured one (the verdict), and writes laws.json, results.jsonl and report/ (markdown + PNG) into `out_dir`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def _fit_or_explain(fn, records: list[dict], work_dir: Path, brackets: list[dict
     except ValueError as err:
         if brackets and any(not b["bracketed"] for b in brackets):
             named = "; ".join(f"C = {b['budget']:.3g}: {b['reason']}" for b in brackets if not b["bracketed"])
-            raise ValueError(f"{err}: grid budgets not bracketed after {brackets[0]['rounds']} extension rounds "
+            raise checks.NotBracketedError(f"{err}: grid budgets not bracketed after {brackets[0]['rounds']} extension rounds "
                              f"(scaling.bracket_rounds), so no law is fitted from them: {named}. Move "
                              "scaling.learning_rates / batch_tokens / budgets or allow more rounds; finished "
                              f"trials in {work_dir / RESULTS} are reused") from None

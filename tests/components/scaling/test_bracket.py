@@ -104,7 +104,7 @@ def test_unbracketed_budgets_are_kept_out_of_the_fit_and_named(tmp_path, monkeyp
     records, brackets = grid_phase(s)
     assert [b["bracketed"] for b in brackets] == [True, False]
     fitted = [r for r in records if r["budget"] in {b["budget"] for b in brackets if b["bracketed"]}]
-    with pytest.raises(ValueError, match=r"not bracketed.*C = 1e\+11: .*layout unit"):
+    with pytest.raises(study_mod.checks.NotBracketedError, match=r"not bracketed.*C = 1e\+11: .*layout unit"):
         study_mod._fit_or_explain(study_mod.fit.hp_laws, fitted, tmp_path, brackets, 0.02, 50, 0.95, 0)
 
 

@@ -144,3 +144,16 @@ def test_scaling_run_exit_status_is_the_verdict(verdict, code, tmp_path, monkeyp
     ran = CliRunner().invoke(_app(), ["scaling", "run", "--study", "tiny"])
     assert ran.exit_code == code, ran.output
     assert f"10x check: {verdict}" in ran.output and "C=1e+11 NOT bracketed" in ran.output
+
+
+def test_scaling_run_exit_status_when_nothing_was_bracketed(monkeypatch):
+    import dsllm.cli
+    import flows.scaling
+
+    def unbracketed(config):
+        raise checks.NotBracketedError("grid budgets not bracketed: C = 1e+10: near-optimal run lr 0.01, batch 128")
+
+    monkeypatch.setattr(dsllm.cli, "use_services", lambda: None)
+    monkeypatch.setattr(flows.scaling, "scaling_study", unbracketed)
+    ran = CliRunner().invoke(_app(), ["scaling", "run", "--study", "tiny"])
+    assert ran.exit_code == checks.NOT_BRACKETED and "C = 1e+10" in ran.output
