@@ -88,7 +88,7 @@ def _fit_or_explain(fn, records: list[dict], work_dir: Path, brackets: list[dict
         if brackets and any(not b["bracketed"] for b in brackets):
             named = "; ".join(f"C = {b['budget']:.3g}: {b['reason']}" for b in brackets if not b["bracketed"])
             raise checks.NotBracketedError(f"{err}: grid budgets not bracketed after {brackets[0]['rounds']} extension rounds "
-                             f"(scaling.bracket_rounds), so no law is fitted from them: {named}. Move "
+                             f"(at most {brackets[0]['cap']}: scaling.bracket_rounds), so no law is fitted from them: {named}. Move "
                              "scaling.learning_rates / batch_tokens / budgets or allow more rounds; finished "
                              f"trials in {work_dir / RESULTS} are reused") from None
         raise ValueError(f"{err}: too few trials finished; see the failures in {work_dir / RESULTS}") from None
