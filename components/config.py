@@ -330,11 +330,11 @@ class StudyConfig(StageConfig):
     eta_opt(C) and B_opt(C), then IsoFLOP profiles for M_opt(C) and D_opt(C), with bootstrap intervals.
     Every trial is a real pretraining run (model + pretrain config at D = C / M tokens)."""
 
-    budget_min: float = Field(default=5e10, gt=0)
+    budget_min: float = Field(default=1e10, gt=0)
     """Smallest compute budget C = M·D in FLOPs (M = non-embedding FLOPs per token, D = tokens)."""
-    budget_max: float = Field(default=2e11, gt=0)
-    """Largest compute budget C in FLOPs (the default study took 37.5 min on 2 quiet CPU cores; see `dsllm scaling
-    plan` for an estimate of any study)."""
+    budget_max: float = Field(default=1e11, gt=0)
+    """Largest compute budget C in FLOPs. The default study spans 10× (1e10-1e11, validation at 1e12) in about
+    30 min on 2 cores by `dsllm scaling plan`'s cost model (extension rounds aside); `plan` estimates any study."""
     n_budgets: int = Field(default=3, ge=2, le=32)
     """Compute budgets, log-spaced from budget_min to budget_max."""
     hp_budgets: int = Field(default=3, ge=2, le=32)
@@ -345,27 +345,32 @@ class StudyConfig(StageConfig):
     """Layers of the fixed small model of the grid (its heads and FFN follow the shape rules below)."""
     hp_d_model: int = Field(default=64, ge=16, le=32768)
     """Width of the fixed small model of the grid (a multiple of head_dim)."""
-    batch_tokens: list[int] = [256, 512, 1024, 2048]
-    """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len)."""
-    learning_rates: list[float] = [3e-4, 1e-3, 3e-3, 1e-2]
-    """Peak learning rates of the grid."""
-    near_optimal: float = Field(default=0.02, gt=0, le=0.5)
+    batch_tokens: list[int] = [128, 256, 512]
+    """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len); extended by
+    their geometric step past an edge the near-optimal band touches (see bracket_rounds)."""
+    learning_rates: list[float] = [3e-3, 1e-2, 3e-2]
+    """Peak learning rates of the grid (around the paper's eta_opt of 1-2e-2 at these budgets), extended like
+    batch_tokens."""
+    near_optimal: float = Field(default=0.01, gt=0, le=0.5)
     """The near-optimal band: grid runs within this relative margin of their budget's best loss enter the
-    eta/B fits (the paper used 0.25% of the generalization error with a much denser grid)."""
-    iso_shapes: int = Field(default=7, ge=3, le=16)
+    eta/B fits (the paper used 0.25% of the generalization error with a much denser grid); the grid is
+    extended until no band member sits at an edge, so a wider band needs a wider grid."""
+    iso_shapes: int = Field(default=5, ge=3, le=16)
     """Model shapes per IsoFLOP profile (DeepSeek used 7-10)."""
     iso_span: float = Field(default=8.0, gt=1, le=1e4)
     """Ratio between the largest and the smallest M of a profile (log-spaced between)."""
-    iso_tokens_per_m: float = Field(default=8.0, gt=0, le=1e6)
-    """Profiles are centred where D/M equals this (the paper's laws put the optimum near 9 at 1e12 FLOPs)."""
+    iso_tokens_per_m: float = Field(default=3.0, gt=0, le=1e6)
+    """Profiles are centred where D/M equals this (the paper's laws put the optimum near 9 at 1e12 FLOPs; 3
+    keeps the smallest, most token-hungry shapes affordable and the profile still reaches D/M ≈ 24)."""
     aspect: float = Field(default=32.0, ge=1, le=4096)
     """Width per layer of the shape ladder (d_model ≈ aspect · n_layer; DeepSeek 7B 4096/30, 67B 8192/95)."""
     head_dim: int = Field(default=8, ge=4, le=512)
     """Smallest attention head size of the study's models (d_model is a multiple of it); heads grow to about
     d_model/8, at most 128 (n_kv_head = n_head)."""
-    micro_batch: int = Field(default=2, ge=1, le=4096)
-    """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all."""
-    val_batches: int = Field(default=32, ge=1, le=100_000)
+    micro_batch: int = Field(default=1, ge=1, le=4096)
+    """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all. 1 lets
+    the grid try batches of a single sequence (the smallest batch tried must not be the optimum)."""
+    val_batches: int = Field(default=64, ge=1, le=100_000)
     """Validation micro-batches per domain at the end of each trial."""
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)
     """Warmup steps as a share of each trial's steps (at least one step)."""
@@ -392,6 +397,19 @@ class StudyConfig(StageConfig):
     """Trials at once; None = the cluster's CPUs // (trial_cpus × workers)."""
     seed: int = 0
     """Seed of every trial's weights and data order, and of the bootstrap."""
+    bracket_rounds: int = Field(default=3, ge=0, le=20)
+    """Rounds that extend a grid budget past an edge its near-optimal band touches (one grid step per open
+    edge and round); a budget still not bracketed after them is named in the report and not fitted."""
+    fit_unbracketed: bool = False
+    """Fit the learning-rate/batch laws from unbracketed grid budgets too (marked in the report): only for
+    smoke tests whose grids are too small to bracket anything (the tiny study)."""
+    extrapolation_factor: float = Field(default=2.0, ge=1, le=1e6)
+    """A recommended lr or batch further than this factor outside the explored grid range is flagged."""
+    validation_tolerance: float = Field(default=0.02, gt=0, lt=1)
+    """The 10× check passes when the validation loss is inside its predicted interval and this close
+    (relative) to the prediction."""
+    allow_extrapolation: bool = False
+    """Let `dsllm pipeline --from-scaling-study` apply a flagged recommendation (as --force-scaling-study)."""
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> StudyConfig:

@@ -110,11 +110,15 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
                                                        callback=_until)] = None,
              from_scaling_study: Annotated[str | None, typer.Option(
                  help="Model and pretraining from a scaling study's recommendation (dsllm://scaling/<key>, its "
-                      "folder or MLflow run id); --set still wins")] = None) -> None:
+                      "folder or MLflow run id); --set still wins")] = None,
+             force_scaling_study: Annotated[bool, typer.Option(
+                 help="Apply a --from-scaling-study recommendation even when it extrapolates beyond the "
+                      "study's explored lr/batch range")] = False) -> None:
     """Run the whole pipeline (validated config first; finished stages are reused)."""
     cfg = resolve_config(preset, config, set_)
     if from_scaling_study:
-        cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg) + (set_ or []))
+        cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg,
+                                                                   force=force_scaling_study) + (set_ or []))
     use_services()
     if not sys.stderr.isatty():  # progress bars in a log file: one update every 10 s, not ten a second
         os.environ.setdefault("TQDM_MININTERVAL", "10")

@@ -172,11 +172,16 @@ def check_grid(study: StudyConfig, seq_len: int) -> None:
                          f"{unit}: use multiples such as {[max(1, round(b / unit)) * unit for b in bad]}")
 
 
+def hp_model(study: StudyConfig, model: ModelConfig) -> ModelConfig:
+    """The grid's fixed small model."""
+    return shape(study.hp_n_layer, study.hp_d_model, study.head_dim).model(model)
+
+
 def plan_grid(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_len: int
               ) -> tuple[list[Trial], list[dict]]:
     """The batch × LR grid at the fixed small model for each HP budget; (trials, skipped with reason)."""
     check_grid(study, seq_len)
-    small = shape(study.hp_n_layer, study.hp_d_model, study.head_dim).model(model)
+    small = hp_model(study, model)
     trials, skipped = [], []
     for budget in hp_budgets(study):
         for batch in study.batch_tokens:
@@ -222,7 +227,30 @@ def plan_isoflop(study: StudyConfig, model: ModelConfig, base: PretrainConfig, s
     return trials, skipped
 
 
+def validation_trial(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_len: int, laws: dict
+                     ) -> Trial | None:
+    """The validation run `laws` would recommend at validate_factor × the largest budget (for estimates)."""
+    from components.scaling.recommend import recommend
+
+    budget = float(f"{study.validate_factor * max(iso_budgets(study)):.3g}")
+    rec = recommend(budget, laws, study, seq_len, batch_unit(study, seq_len))
+    shaped = model.model_copy(update={k: rec[k] for k in ("n_layer", "d_model", "n_head", "n_kv_head", "d_ffn")})
+    return make_trial("validate", budget, shaped, base, study, seq_len, rec["batch_tokens"], rec["lr"])
+
+
+def micro_batch_factor(micro_batch: int) -> float:
+    """The per-token overhead at `micro_batch` relative to 2 (SECONDS_PER_TOKEN's): a fixed cost per forward
+    pass plus one per token, measured with the 2x64 grid model on one thread (2743 / 3941 / 5201 tokens/s at
+    micro-batches 1 / 2 / 4 on the shared dev machine)."""
+    return 0.57 + 0.86 / micro_batch
+
+
+def trial_seconds(t: Trial) -> float:
+    """One trial on one slot under the cost model above."""
+    overhead = SECONDS_PER_TOKEN * micro_batch_factor(t.pretrain.get("micro_batch", 2))
+    return STARTUP_SECONDS + t.tokens * overhead + t.compute / FLOPS_PER_SECOND
+
+
 def estimate_seconds(trials: list[Trial], concurrent: int = 1) -> float:
     """Wall-clock estimate of running `trials` (cost model above, perfect packing over `concurrent`)."""
-    total = sum(STARTUP_SECONDS + t.tokens * SECONDS_PER_TOKEN + t.compute / FLOPS_PER_SECOND for t in trials)
-    return total / max(concurrent, 1)
+    return sum(trial_seconds(t) for t in trials) / max(concurrent, 1)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from components.config import PipelineConfig, StudyConfig
+from components.scaling.checks import ExtrapolationError, describe, extrapolation
 from components.scaling.fit import Law
 from components.scaling.plan import Shape, ladder, nearest_shape, round_batch
 
@@ -50,13 +51,23 @@ def as_overrides(rec: dict) -> list[str]:
                     f"pretrain.lr={rec['lr']}", f"pretrain.warmup_steps={rec['warmup_steps']}"]
 
 
-def overrides(study: dict, cfg: PipelineConfig, budget: float | None = None) -> list[str]:
-    """Overrides applying a finished study to `cfg` at `budget` (default: the study's recommendation)."""
+def overrides(study: dict, cfg: PipelineConfig, budget: float | None = None, force: bool = False) -> list[str]:
+    """Overrides applying a finished study to `cfg` at `budget` (default: the study's recommendation).
+
+    Raises ExtrapolationError when the lr or batch lies further outside the study's explored grid than its
+    extrapolation_factor, unless `force` (studies from before the check carry no explored range)."""
     laws = {k: Law.from_dict(v) for k, v in study["laws"].items()}
     rules = StudyConfig(**study["study"])
     unit = cfg.pretrain.micro_batch * max(cfg.pretrain.num_workers, 1) * cfg.pack.seq_len
     budget = budget or study["recommendation"]["budget"]
-    return as_overrides(recommend(budget, laws, rules, cfg.pack.seq_len, unit))
+    rec = recommend(budget, laws, rules, cfg.pack.seq_len, unit)
+    flags = extrapolation(rec, study.get("explored") or {}, rules.extrapolation_factor)
+    if flags["flagged"] and not force:
+        raise ExtrapolationError(f"the study's recommendation for C = {budget:.3g} extrapolates: {describe(flags)}. "
+                                 "Its laws were not measured there; run a study with larger budgets, or pass "
+                                 "--force-scaling-study (or --set scaling.allow_extrapolation=true) to apply it "
+                                 "anyway")
+    return as_overrides(rec)
 
 
 def load(ref: str, store=None) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from components.scaling.checks import MEANINGFUL_M_SHARE, describe  # noqa: E402
 from components.scaling.fit import PAPER, Law  # noqa: E402
 
 TITLES = {"eta": "learning rate η_opt", "batch": "batch size B_opt (tokens)", "m": "model scale M_opt (FLOPs/token)",
@@ -24,7 +25,8 @@ TITLES = {"eta": "learning rate η_opt", "batch": "batch size B_opt (tokens)", "
 
 def write(folder: Path, result: dict, hp: dict, iso_fit: dict, hp_rows: list[dict], iso_rows: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    hp_grid(folder / "hp_grid.png", hp_rows, {r["id"] for r in hp["band"]})
+    hp_grid(folder / "hp_grid.png", hp_rows, {r["id"] for r in hp["band"]},
+            {b["budget"] for b in result.get("brackets", []) if not b["bracketed"]})
     isoflop(folder / "isoflop.png", iso_rows, iso_fit["minima"])
     laws(folder / "laws.png", result, hp, iso_fit, hp_rows)
     loss_law(folder / "loss_law.png", result, iso_fit)
@@ -38,7 +40,7 @@ def _budget_groups(rows: list[dict]) -> dict[float, list[dict]]:
     return dict(sorted(groups.items()))
 
 
-def hp_grid(path: Path, rows: list[dict], band: set[str]) -> None:
+def hp_grid(path: Path, rows: list[dict], band: set[str], open_budgets: set[float] = frozenset()) -> None:
     groups = _budget_groups(rows)
     fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4.2 * max(len(groups), 1), 3.8), squeeze=False)
     for ax, (budget, runs) in zip(axes[0], groups.items(), strict=False):
@@ -50,7 +52,8 @@ def hp_grid(path: Path, rows: list[dict], band: set[str]) -> None:
                         xytext=(0, 7), textcoords="offset points")
         near = [r for r in finite if r["id"] in band]
         ax.scatter([r["lr"] for r in near], [r["batch"] for r in near], s=320, facecolors="none", edgecolors="red")
-        ax.set(xscale="log", yscale="log", title=f"C = {budget:.3g}", xlabel="learning rate",
+        ax.set(xscale="log", yscale="log", xlabel="learning rate",
+               title=f"C = {budget:.3g}" + (" (NOT bracketed)" if budget in open_budgets else ""),
                ylabel="batch (tokens)")
         fig.colorbar(scatter, ax=ax, label="val loss")
     fig.suptitle("grid: final validation loss (red rings: near-optimal band)")
@@ -159,6 +162,7 @@ def markdown(result: dict) -> str:
     lines += ["", "## IsoFLOP minima", "", "| C | M_opt | D_opt | loss | parabola |", "|---|---|---|---|---|"]
     lines += [f"| {m['budget']:.3g} | {m['m_opt']:.3g} | {m['budget'] / m['m_opt']:.3g} | {m['loss']:.4f} | "
               f"{'fitted' if m['fitted'] else 'best point (no minimum inside)'} |" for m in result["minima"]]
+    lines += checks_md(result)
     lines += ["", f"## Recommendation for C = {rec['budget']:.3g}", "",
               f"n_layer {rec['n_layer']}, d_model {rec['d_model']}, heads {rec['n_head']}, d_ffn {rec['d_ffn']} "
               f"(M = {rec['m']:.3g}; M_opt {rec['m_opt']:.3g}), {rec['tokens']:,} tokens, batch {rec['batch_tokens']} "
@@ -171,5 +175,58 @@ def markdown(result: dict) -> str:
                         else ", not trained."))
     else:
         lines.append(val.get("reason", "not run"))
+    verdict = result.get("verdict", {"status": "unchecked", "reason": ""})
+    lines += ["", f"**Verdict of the {val['budget'] / max(m['budget'] for m in result['minima']):.3g}× check: "
+              f"{VERDICTS[verdict['status']]}**" + (f" ({verdict['reason']})." if verdict["reason"] else ".")]
     lines += ["", "![grid](hp_grid.png)", "![isoflop](isoflop.png)", "![laws](laws.png)", "![loss](loss_law.png)", ""]
     return "\n".join(lines)
+
+
+VERDICTS = {"passed": "the laws passed (measured loss inside the interval and within tolerance of the prediction)",
+            "failed": "the laws FAILED their check", "unchecked": "unchecked (no validation run)"}
+
+
+def checks_md(result: dict) -> list[str]:
+    """Bracketing, extrapolation and M's share of the compute: what the laws may be trusted for."""
+    lines = ["", "## Bracketing of the grid", "", "| C | bracketed | finished runs | why not |", "|---|---|---|---|"]
+    for b in result.get("brackets", []):
+        unfit = "**no: fitted anyway (scaling.fit_unbracketed)**" if result["study"].get("fit_unbracketed") else \
+            "**no: not fitted**"
+        lines.append(f"| {b['budget']:.3g} | {'yes' if b['bracketed'] else unfit} | {b['runs']} | "
+                     f"{b['reason'] or '—'} |")
+    if result.get("brackets"):
+        lines += ["", f"{result['brackets'][0]['rounds']} extension round(s) of at most "
+                  f"{result['brackets'][0]['cap']} (scaling.bracket_rounds)."]
+    rec, reach = result["recommendation"], result.get("reach", {})
+    flags = rec.get("extrapolation", {})
+    lines += ["", "## Extrapolation", ""]
+    if reach:
+        lines.append(f"The validation budget is {reach['hp']:.3g}× the largest fitted grid budget and "
+                     f"{reach['iso']:.3g}× the largest IsoFLOP budget" + (" (more than 10×: beyond what the study "
+                     "supports)." if max(reach.values()) > 10 * 1.001 else "."))
+    if flags.get("axes"):
+        explored = ", ".join(f"{a} {v['explored'][0]:.4g}–{v['explored'][1]:.4g}" for a, v in flags["axes"].items())
+        lines.append(f"Explored by the fitted grid runs: {explored}. " + (
+            f"**Flagged: {describe(flags)}**; `dsllm pipeline --from-scaling-study` refuses it without "
+            "--force-scaling-study." if flags["flagged"] else
+            f"The recommendation's lr and batch lie within {flags['factor']:g}× of that range."))
+    lines += ["", "## M's share of the real compute", "",
+              "M counts no vocabulary FLOPs; the output head (6·V·d per token) is real compute that C = M·D "
+              "leaves out (the input embedding is a lookup).", "",
+              "| phase | C | M / real FLOPs | omitted (head) |", "|---|---|---|---|"]
+    shares = result.get("m_share", {})
+    for phase in ("grid", "isoflop"):
+        for b in shares.get(phase, []):
+            span = (f"{b['m_share_min']:.0%}" if b["m_share_min"] == b["m_share_max"] else
+                    f"{b['m_share_min']:.0%}–{b['m_share_max']:.0%}")
+            lines.append(f"| {phase} | {b['budget']:.3g} | {span} | {b['omitted_min']:.0%}–{b['omitted_max']:.0%} |")
+    val = shares.get("validation")
+    if val:
+        lines.append(f"| validation | {val['budget']:.3g} | {val['m_share']:.0%} | {val['omitted']:.0%} |")
+    weak = [b for p in ("grid", "isoflop") for b in shares.get(p, []) if not b["meaningful"]]
+    if weak:
+        named = ", ".join(sorted({f"{b['budget']:.3g}" for b in weak}, key=float))
+        lines += ["", f"**M is not a meaningful share at every budget**: some trials spend under "
+                  f"{MEANINGFUL_M_SHARE:.0%} of their FLOPs inside M (at C = {named}), so the M/D laws describe the "
+                  "non-embedding compute only and the real compute-optimal allocation of these small models differs."]
+    return lines

@@ -17,13 +17,14 @@ from components.home import Home
 from components.scaling.plan import LAYOUT_FIELDS
 from components.scaling.study import run_study
 
-NAME, VERSION = "scaling", 1
+NAME, VERSION = "scaling", 2  # 2: bracketed grid, checks and verdict in laws.json
 SHAPE = {"n_layer", "d_model", "n_head", "n_kv_head", "d_ffn"}
+NOT_RESULT = {"trial_cpus", "max_concurrent", "allow_extrapolation"}  # study fields that change no result
 PER_TRIAL = {"total_tokens", "batch_tokens", "lr", "warmup_steps", "val_batches", "seed"}
 
 
 def key_config(cfg: PipelineConfig) -> dict:
-    return {"scaling": cfg.scaling.model_dump(mode="json", exclude={"trial_cpus", "max_concurrent"}), "model": cfg.model.model_dump(mode="json", exclude=SHAPE),
+    return {"scaling": cfg.scaling.model_dump(mode="json", exclude=NOT_RESULT), "model": cfg.model.model_dump(mode="json", exclude=SHAPE),
             "pretrain": cfg.pretrain.model_dump(mode="json", exclude=LAYOUT_FIELDS | PER_TRIAL),
             "seq_len": cfg.pack.seq_len}
 

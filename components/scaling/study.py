@@ -1,9 +1,10 @@
 """The scaling study end to end: grid → HP laws → IsoFLOP profiles → M/D laws → recommendation → validation.
 
 `run_study(...)` trains every planned trial it has no result for (results persist in
-`<work_dir>/results.jsonl`, so a killed study resumes where it stopped), fits the laws, trains the
+`<work_dir>/results.jsonl`, so a killed study resumes where it stopped), extends the grid until each
+budget's optimum is bracketed (or names the budget and leaves it out), fits the laws, trains the
 recommended model at `validate_factor` × the largest IsoFLOP budget to compare the predicted loss with the
-measured one, and writes laws.json, results.jsonl and report/ (markdown + PNG) into `out_dir`.
+measured one (the verdict), and writes laws.json, results.jsonl and report/ (markdown + PNG) into `out_dir`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 from components.config import ModelConfig, PretrainConfig, StudyConfig
-from components.scaling import fit, report
+from components.scaling import bracket, checks, fit, report
 from components.scaling.plan import (
     Trial,
     batch_unit,
     estimate_seconds,
+    hp_budgets,
+    hp_model,
     iso_budgets,
     make_trial,
     plan_grid,
@@ -78,10 +81,16 @@ def _rows(records: list[dict]) -> list[dict]:
              "m": r["m"], "tokens": r["tokens"], "loss": r["loss"], "id": r["id"]} for r in records]
 
 
-def _fit_or_explain(fn, records: list[dict], work_dir: Path, *args):
+def _fit_or_explain(fn, records: list[dict], work_dir: Path, brackets: list[dict] | None, *args):
     try:
         return fn(_rows(records), *args)
     except ValueError as err:
+        if brackets and any(not b["bracketed"] for b in brackets):
+            named = "; ".join(f"C = {b['budget']:.3g}: {b['reason']}" for b in brackets if not b["bracketed"])
+            raise checks.NotBracketedError(f"{err}: grid budgets not bracketed after {brackets[0]['rounds']} extension rounds "
+                             f"(at most {brackets[0]['cap']}: scaling.bracket_rounds), so no law is fitted from them: {named}. Move "
+                             "scaling.learning_rates / batch_tokens / budgets or allow more rounds; finished "
+                             f"trials in {work_dir / RESULTS} are reused") from None
         raise ValueError(f"{err}: too few trials finished; see the failures in {work_dir / RESULTS}") from None
 
 
@@ -95,31 +104,85 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     ensure_ray()
     s = Study(study, model, base, seq_len, pack, tokenizer, work_dir, TrialRuns(tracking_uri, parent_run_id),
               progress)
-    grid, skipped = plan_grid(study, model, base, seq_len)
-    s.skipped += skipped
-    hp_records = s.run(grid, "grid")
-    hp = _fit_or_explain(fit.hp_laws, hp_records, s.work_dir, study.near_optimal, study.bootstrap,
+    hp_records, brackets = grid_phase(s)
+    fitted = [r for r in hp_records if study.fit_unbracketed or r["budget"] in
+              {b["budget"] for b in brackets if b["bracketed"]}]
+    hp = _fit_or_explain(fit.hp_laws, fitted, s.work_dir, brackets, study.near_optimal, study.bootstrap,
                          study.confidence, study.seed)
     iso, skipped = plan_isoflop(study, model, base, seq_len, hp["eta"], hp["batch"])
     s.skipped += skipped
     iso_records = s.run(iso, "isoflop")
-    iso_fit = _fit_or_explain(fit.isoflop, iso_records, s.work_dir, study.bootstrap, study.confidence, study.seed)
+    iso_fit = _fit_or_explain(fit.isoflop, iso_records, s.work_dir, None, study.bootstrap, study.confidence,
+                              study.seed)
     laws = {"eta": hp["eta"], "batch": hp["batch"], "m": iso_fit["m"], "d": iso_fit["d"], "loss": iso_fit["loss"]}
-    validation = _validate(s, laws, iso_fit)
+    ranges = checks.explored(_rows(fitted))
+    validation = _validate(s, laws, iso_fit, ranges)
     target = study.target_budget or validation["budget"]
     rec = recommend(target, laws, study, seq_len, batch_unit(study, seq_len))
+    rec["extrapolation"] = checks.extrapolation(rec, ranges, study.extrapolation_factor)
     s.counts["skipped"] = len(s.skipped)
+    reach = {"hp": validation["budget"] / max(r["budget"] for r in fitted),
+             "iso": validation["budget"] / max(m["budget"] for m in iso_fit["minima"])}
     result = {"study": study.model_dump(mode="json"), "seq_len": seq_len, "laws": {k: v.as_dict() for k, v in
               laws.items()}, "paper": fit.PAPER, "minima": iso_fit["minima"], "validation": validation,
-              "recommendation": rec, "counts": s.counts, "seconds": time.time() - started}
+              "recommendation": rec, "counts": s.counts, "seconds": time.time() - started, "brackets": brackets,
+              "explored": ranges, "reach": reach, "verdict": checks.verdict(validation, study.validation_tolerance),
+              "m_share": {"grid": checks.budget_shares(hp_records), "isoflop": checks.budget_shares(iso_records),
+                          "validation": _validation_share(validation)}}
     _publish(Path(out_dir), s, result, hp, iso_fit, hp_records, iso_records)
     return _counts(result)
 
 
-def _validate(s: Study, laws: dict, iso_fit: dict) -> dict:
+def grid_phase(s: Study) -> tuple[list[dict], list[dict]]:
+    """The batch × LR grid, extended round by round past every edge its near-optimal band touches.
+
+    Each round's extension trials follow from the finished results alone, so a resumed study plans the
+    same ones again and finds them in results.jsonl."""
+    cfg, unit = s.cfg, batch_unit(s.cfg, s.seq_len)
+    grid, skipped = plan_grid(cfg, s.model, s.base, s.seq_len)
+    s.skipped += skipped
+    small = hp_model(cfg, s.model)
+    records = s.run(grid, "grid")
+    lr_step, batch_step = bracket.step(cfg.learning_rates), bracket.step(cfg.batch_tokens)
+
+    def feasible(budget: float):
+        return lambda batch, lr: "" if make_trial("hp", budget, small, s.base, cfg, s.seq_len, batch, lr) else \
+            f"a batch of {batch} tokens leaves fewer than {cfg.min_steps} steps"
+
+    rounds = 0
+    while True:
+        groups = bracket.by_budget(_rows(records))
+        states = [bracket.assess(groups.get(c, []), c, cfg.near_optimal, lr_step, batch_step, unit, feasible(c))
+                  for c in hp_budgets(cfg)]
+        new = [make_trial("hp", st.budget, small, s.base, cfg, s.seq_len, b, lr, round=rounds + 1)
+               for st in states if not st.bracketed for b, lr in st.proposals]
+        if rounds >= cfg.bracket_rounds or not new:
+            break
+        rounds += 1
+        records += s.run([t for t in new if t is not None], f"grid-extend-{rounds}")
+    summary = bracket.summary(states, rounds, cfg.bracket_rounds)
+    for b in summary:
+        if not b["bracketed"]:
+            log.warning("scaling grid: budget %.3g not bracketed after %d rounds: %s", b["budget"], rounds,
+                        b["reason"])
+    return records, summary
+
+
+def _validation_share(val: dict) -> dict | None:
+    rec = val.get("recommendation")
+    if not rec or "vocab_size" not in rec:
+        return None
+    share = checks.m_share(rec["m"], rec["d_model"], rec["vocab_size"])
+    return {"budget": val["budget"], "m_share": share, "omitted": 1 - share,
+            "meaningful": share >= checks.MEANINGFUL_M_SHARE}
+
+
+def _validate(s: Study, laws: dict, iso_fit: dict, ranges: dict) -> dict:
     """Predict the loss of the recommended run at validate_factor × the largest IsoFLOP budget; train it."""
     budget = float(f"{s.cfg.validate_factor * max(iso_budgets(s.cfg)):.3g}")
     rec = recommend(budget, laws, s.cfg, s.seq_len, batch_unit(s.cfg, s.seq_len))
+    rec.update(vocab_size=s.model.vocab_size,
+               extrapolation=checks.extrapolation(rec, ranges, s.cfg.extrapolation_factor))
     shape_model = s.model.model_copy(update={k: rec[k] for k in ("n_layer", "d_model", "n_head", "n_kv_head",
                                                                   "d_ffn")})
     validation_cfg = s.cfg
@@ -161,4 +224,8 @@ def _counts(result: dict) -> dict:
     rec = result["recommendation"]
     return {"trials": result["counts"], "laws": laws, "seconds": result["seconds"],
             "validation": {k: result["validation"][k] for k in keep if k in result["validation"]},
-            "recommendation": {k: rec[k] for k in ("budget", "n_layer", "d_model", "tokens", "batch_tokens", "lr")}}
+            "recommendation": {k: rec[k] for k in ("budget", "n_layer", "d_model", "tokens", "batch_tokens", "lr")},
+            "bracketed": sum(b["bracketed"] for b in result["brackets"]), "not_bracketed":
+            [b["budget"] for b in result["brackets"] if not b["bracketed"]],
+            "extrapolation_flagged": int(rec["extrapolation"]["flagged"]),
+            "verdict": result["verdict"]["status"], "check_passed": int(result["verdict"]["status"] == "passed")}

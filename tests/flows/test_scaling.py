@@ -50,6 +50,30 @@ def test_study_publishes_laws_report_and_validation(study):
     assert result.counts["recommendation"]["n_layer"] >= 1
 
 
+def test_study_brackets_its_grid_and_gives_a_verdict(study):
+    """The tiny grid (2x2) is extended once through the real runner; its budgets are judged and named, the
+    report carries the checks, the verdict follows the measured validation loss."""
+    result, _ = study
+    out = Path(result.path)
+    laws = json.loads((out / "laws.json").read_text())
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [b["budget"] for b in laws["brackets"]] == [1.5e9, 3e9]
+    assert all(b["bracketed"] or b["reason"] for b in laws["brackets"])
+    extended = [r for r in records if r["kind"] == "hp" and r["extra"].get("round") == 1]
+    assert bool(extended) == (laws["brackets"][0]["rounds"] == 1)
+    for r in extended:  # one grid step past the 2x2 grid
+        assert r["pretrain"]["lr"] not in (3e-3, 3e-2) or r["pretrain"]["batch_tokens"] not in (512, 1024)
+    val, verdict = laws["validation"], laws["verdict"]
+    inside = val["predicted_low"] <= val["actual"] <= val["predicted_high"]
+    close = abs(val["actual"] - val["predicted"]) / val["predicted"] <= 0.02
+    assert verdict["status"] == ("passed" if inside and close else "failed")
+    assert result.counts["check_passed"] == int(verdict["status"] == "passed")
+    text = (out / "report" / "scaling.md").read_text()
+    assert "## Bracketing of the grid" in text and "M's share of the real compute" in text
+    shares = laws["m_share"]["grid"] + laws["m_share"]["isoflop"]
+    assert all(0 < b["m_share_min"] <= b["m_share_max"] < 1 for b in shares)
+
+
 def _study_run(home):
     tracking.configure()
     [run] = mlflow.search_runs(filter_string="tags.`dsllm.stage` = 'scaling'", output_format="list")

@@ -61,7 +61,7 @@ def test_ladder_grows_width_with_depth():
 
 
 def test_isoflop_sets_span_m_around_the_centre_at_fixed_compute(cfg):
-    study = StudyConfig(iso_shapes=8, iso_span=30, iso_tokens_per_m=2)
+    study = StudyConfig(iso_shapes=8, iso_span=30, iso_tokens_per_m=2, micro_batch=2)
     budget = 1e14
     shapes = plan.iso_shapes(study, budget, SEQ)
     ms = [s.flops(SEQ) for s in shapes]
@@ -115,3 +115,27 @@ def test_bad_study_override_names_the_field():
 def test_tiny_study_is_small(cfg):
     trials, _ = plan.plan_grid(tiny_study(), cfg.model, cfg.pretrain, SEQ)
     assert plan.estimate_seconds(trials, 2) < 60
+
+
+def test_default_study_spans_10x_and_fits_30_min_by_the_cost_model(cfg):
+    """The default study by the planner's cost model (not a measurement): budgets over >= 10x, every budget
+    gridded (so validation is at most 10x the largest fitted budget), about 30 min with its validation run."""
+    study = StudyConfig()
+    seq = cfg.pack.seq_len
+    assert study.budget_max / study.budget_min >= 10 and plan.hp_budgets(study) == plan.budgets(study)
+    grid, _ = plan.plan_grid(study, cfg.model, cfg.pretrain, seq)
+    from components.scaling.fit import PAPER, Law
+
+    laws = {name: Law(*PAPER[name]) for name in PAPER}
+    iso, _ = plan.plan_isoflop(study, cfg.model, cfg.pretrain, seq, laws["eta"], laws["batch"])
+    val = plan.validation_trial(study, cfg.model, cfg.pretrain, seq, laws)
+    assert val.budget <= 10 * max(plan.hp_budgets(study))
+    assert plan.estimate_seconds(grid + iso, 2) + plan.estimate_seconds([val]) <= 30 * 60
+
+
+def test_cost_model_charges_small_micro_batches_more(cfg):
+    study = StudyConfig()
+    model = plan.hp_model(study, cfg.model)
+    one, two = (plan.make_trial("hp", 1e11, model, cfg.pretrain, study.model_copy(update={"micro_batch": mb}),
+                                cfg.pack.seq_len, 512, 1e-2) for mb in (1, 2))
+    assert plan.trial_seconds(one) > plan.trial_seconds(two) and plan.micro_batch_factor(2) == pytest.approx(1, abs=0.01)
