@@ -119,7 +119,8 @@ def from_evaluation(eval_dir: Path, manifest: dict) -> dict:
     from components.evaluate.registry import TASKS
 
     cfg, results = manifest.get("config") or {}, manifest.get("counts") or {}
-    names = list(dict.fromkeys([*(cfg.get("tasks") or []), *results]))
+    # `not_available` is the runner's {task: reason} beside the per-task results, not a task of its own
+    names = [t for t in dict.fromkeys([*(cfg.get("tasks") or []), *results]) if t != "not_available"]
     prompting = _prompting(eval_dir / "report") or cfg.get("mode")
     out: dict = {"tasks": {}, "not_available": [], "no_samples": [], "quarantined": {}}
     for task in names:

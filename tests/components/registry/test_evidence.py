@@ -36,7 +36,8 @@ def test_evidence_from_samples(tmp_path):
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "scorecard.md").write_text("# Scorecard\n\nPrompting: chat, 200 samples per task.\n")
     results = {"bpb": {"bpb": 3.0}, "mmlu": {"acc": 0.5, "n": 2}, "hellaswag": {"acc_norm": 0.0},
-               "ceval": "not available", "cmmlu": {"status": "not available", "n": 0}, "humaneval": {"pass@1": 0.0}}
+               "ceval": "not available", "cmmlu": {"status": "not available", "n": 0}, "humaneval": {"pass@1": 0.0},
+               "not_available": {"ceval": "no DSLLM_BENCHMARKS"}}  # the runner's list beside the results
     ev = from_evaluation(tmp_path, {"config": CONFIG, "counts": results})
     mmlu = ev["tasks"]["mmlu"]
     assert mmlu["scores"] == {"a/0": 1.0, "a/1": 0.0} and mmlu["choices"] == {"a/0": 4, "a/1": 4}
