@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from components import integrity
+from components.faults import disk_full, is_disk_full
 from components.home import Home
 from components.integrity import MANIFEST, ArtifactDamaged, describe_files, read_manifest, seal
 
@@ -197,9 +198,14 @@ class ArtifactStore:
             tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)  # our own pid's leftover: nobody else reads it
             tmp.mkdir(parents=True)
-            counts = work(tmp) or {}
-            self._publish(tmp, final, {"stage": stage, "key": key, "version": version, "inputs": inputs,
-                                       "config": canonical(config), "counts": canonical(counts)})
+            try:
+                counts = work(tmp) or {}
+                self._publish(tmp, final, {"stage": stage, "key": key, "version": version, "inputs": inputs,
+                                           "config": canonical(config), "counts": canonical(counts)})
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(exc, tmp) from exc
+                raise
         return self.result(stage, key, cached=False)
 
     @staticmethod
