@@ -17,6 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from components import preflight
 from components.artifacts import ArtifactStore, StageResult, StageSpec
 from flows import lineage, ops, tracking
 
@@ -57,6 +58,8 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     store, inputs = ArtifactStore(), inputs or {}
     key = spec(stage).key(store, cfg, inputs)
     done = _reusable(store, stage, key, logger)
+    if not done:  # refuse now rather than fail hours in with a full disk
+        preflight.check_disk(store.root, preflight.estimated_mb(stage, cfg), f"stage {stage}")
     logger.info("stage %s: %s (dsllm://%s/%s)", stage, "cached, nothing to do" if done else "building",
                 stage, key)
     started = time.perf_counter()

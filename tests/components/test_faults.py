@@ -114,3 +114,19 @@ def test_disk_check_names_the_path(tmp_path):
     preflight.check_disk(tmp_path, 1, "corpus")
     with pytest.raises(preflight.PreflightError, match=f"under {tmp_path}.*MB free"):
         preflight.check_disk(tmp_path, 1e12, "pretrain")
+
+
+def test_rank_outside_ray_train_is_local_and_inside_an_unreadable_context_is_an_error(monkeypatch):
+    import ray.train
+
+    from components.pretrain import runtime
+
+    assert runtime.rank_and_world() == (0, 1)
+    monkeypatch.setattr(runtime, "in_ray_train", lambda: True)
+
+    def broken():
+        raise RuntimeError("context not ready")
+
+    monkeypatch.setattr(ray.train, "get_context", lambda: SimpleNamespace(get_world_rank=broken, get_world_size=broken))
+    with pytest.raises(RuntimeError, match="gave no rank"):
+        runtime.rank_and_world()
