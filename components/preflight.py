@@ -103,3 +103,14 @@ def check_disk(path: Path, need_mb: float, what: str) -> None:
     if free < need_mb + MIN_FREE_MB:
         raise PreflightError(f"Not enough disk space for {what}: about {need_mb + MIN_FREE_MB:.0f} MB needed under "
                              f"{path}, {free:.0f} MB free. Free some space or point DSLLM_HOME at a larger disk.")
+
+
+def check_sources(sources: Any) -> None:
+    """Unknown catalog source names fail now (with a did-you-mean), not minutes into the corpus stage."""
+    from components.sources.catalog import get_source
+
+    for name in sources.names:
+        try:
+            get_source(name)
+        except ValueError as exc:
+            raise PreflightError(f"sources.names: {exc}") from None

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.artifacts import ArtifactStore, parse_uri
+from components.artifacts import ArtifactDamaged, ArtifactStore
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
 from dsllm import cli_registry, cli_services
@@ -61,13 +61,14 @@ def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt
 
 @artifacts_app.command("ls")
 def artifacts_ls(stage: Annotated[str | None, typer.Option(help="Only this stage")] = None) -> None:
-    """List finished artifacts."""
-    table = Table("uri", "size", "created", "last used")
+    """List finished artifacts (damaged ones, e.g. with an unreadable manifest, are marked)."""
+    table = Table("uri", "size", "created", "last used", "state")
     for row in ArtifactStore().list():
         if stage and row["stage"] != stage:
             continue
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used"]))
-        table.add_row(row["uri"], _human(row["bytes"]), row["created"], used)
+        table.add_row(row["uri"], _human(row["bytes"]), row["created"], used,
+                      f"[red]DAMAGED: {row['damaged']}[/red]" if row["damaged"] else "ok")
     console.print(table)
 
 
@@ -77,11 +78,27 @@ def artifacts_show(uri: str) -> None:
     store = ArtifactStore()
     try:
         path = store.resolve(uri if uri.startswith("dsllm://") else f"dsllm://{uri}")
+        manifest = store.manifest(path.parent.name, path.name)
+    except (ValueError, FileNotFoundError, ArtifactDamaged) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+
+@artifacts_app.command("verify")
+def artifacts_verify(uri: Annotated[str | None, typer.Argument(help="One artifact (default: all)")] = None) -> None:
+    """Check artifacts against their manifests (every file's size and sha256); exit 2 when one is damaged."""
+    try:
+        found = ArtifactStore().verify(None if uri is None else uri if uri.startswith("dsllm://") else f"dsllm://{uri}")
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps(store.manifest(*parse_uri(f"dsllm://{path.parent.name}/{path.name}")), indent=2,
-                          ensure_ascii=False))
+        raise typer.Exit(2) from None
+    for checked, problems in found.items():
+        typer.echo(f"{checked}: " + ("ok" if not problems else "DAMAGED\n  " + "\n  ".join(problems)))
+    if damaged := [checked for checked, problems in found.items() if problems]:
+        console.print(f"[red]{len(damaged)} of {len(found)} damaged[/red]: the next run rebuilds them "
+                      "(`dsllm artifacts gc` removes them now)")
+        raise typer.Exit(2)
 
 
 @artifacts_app.command("gc")
@@ -111,11 +128,26 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     if until is not None and until not in STEPS:
         console.print(f"[red]--until must be one of {', '.join(STEPS)}, not {until!r}[/red]")
         raise typer.Exit(2)
+    check_before_run(cfg, until, list(STEPS))
     uris = pipeline_flow(config=cfg, until=until)
     table = Table("stage", "artifact")
     for stage, uri in uris.items():
         table.add_row(stage, uri)
     console.print(table)
+
+
+def check_before_run(cfg, until: str | None, order: list[str]) -> None:
+    """Refuse in seconds what would fail (or hang) later: unknown sources, a full disk, training resources that
+    a local Ray cannot provide (a cluster's are checked when training starts); failures print short."""
+    from components import preflight
+    from dsllm import errors
+
+    stages = order[:order.index(until) + 1] if until in order else order
+    preflight.check_sources(cfg.sources)
+    preflight.check_disk(ArtifactStore().root, sum(preflight.estimated_mb(s, cfg) for s in stages), "this run")
+    if "pretrain" in stages and not os.environ.get("RAY_ADDRESS"):
+        preflight.check_training(cfg.pretrain, cfg.model, preflight.local_resources())
+    errors.short_tracebacks_on_console()
 
 
 def use_services() -> None:
@@ -151,3 +183,10 @@ def _human(n: float) -> str:
 from dsllm.cli_eval import eval_command  # noqa: E402 - sub-command modules import after the app exists
 
 app.command("eval")(eval_command)
+
+
+def main() -> None:
+    """The `dsllm` command: expected failures print one paragraph and exit 2, tracebacks go to the home's logs."""
+    from dsllm import errors
+
+    errors.run(app)
