@@ -22,22 +22,28 @@ MIN_FREE_MB = 50.0
 """Every stage needs some room (manifests, logs, MLflow and Prefect databases) beyond its estimate."""
 
 
+BEFORE_PRETRAIN = frozenset({"corpus", "data", "tokenizer", "pack"})
+"""`--until` values that stop before pretraining (its resources are then not checked)."""
+
+
 class PreflightError(ValueError):
     """A run asks for what the machine or cluster cannot give."""
 
 
-def local_resources() -> dict[str, float]:
-    """What a local Ray started here would offer: CPUs, GPUs and available memory (bytes)."""
+def local_resources(gpus: bool = True) -> dict[str, float]:
+    """What a local Ray started here would offer: CPUs, GPUs (counted only when asked: importing torch takes
+    seconds) and available memory (bytes)."""
     import psutil
 
-    gpus = 0
+    count = 0
     try:
-        import torch
+        if gpus:
+            import torch
 
-        gpus = torch.cuda.device_count()
+            count = torch.cuda.device_count()
     except Exception:  # no usable torch build: no GPUs as far as training is concerned
         pass
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus), "memory": float(psutil.virtual_memory().available)}
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(count), "memory": float(psutil.virtual_memory().available)}
 
 
 def ray_resources() -> dict[str, float]:

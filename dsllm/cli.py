@@ -15,7 +15,7 @@ from rich.table import Table
 from components.artifacts import ArtifactDamaged, ArtifactStore
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
-from dsllm import cli_registry, cli_services
+from dsllm import cli_registry, cli_services, errors
 from dsllm.cli_demo import demo_app
 from dsllm.cli_scaling import recommended_overrides, scaling_app
 from dsllm.cli_sources import sources_app
@@ -121,6 +121,7 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     cfg = resolve_config(preset, config, set_)
     if from_scaling_study:
         cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg) + (set_ or []))
+    check_before_run(cfg, until)
     use_services()
     from flows.pipeline import STEPS
     from flows.pipeline import pipeline as pipeline_flow
@@ -128,7 +129,7 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     if until is not None and until not in STEPS:
         console.print(f"[red]--until must be one of {', '.join(STEPS)}, not {until!r}[/red]")
         raise typer.Exit(2)
-    check_before_run(cfg, until, list(STEPS))
+    errors.short_tracebacks_on_console()
     uris = pipeline_flow(config=cfg, until=until)
     table = Table("stage", "artifact")
     for stage, uri in uris.items():
@@ -136,18 +137,18 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     console.print(table)
 
 
-def check_before_run(cfg, until: str | None, order: list[str]) -> None:
-    """Refuse in seconds what would fail (or hang) later: unknown sources, a full disk, training resources that
-    a local Ray cannot provide (a cluster's are checked when training starts); failures print short."""
+def check_before_run(cfg, until: str | None) -> None:
+    """Refuse in seconds, before any service or flow starts, what would fail (or hang) later: unknown sources,
+    too little disk, training resources that a local Ray cannot provide (a cluster's are checked when training
+    starts)."""
     from components import preflight
-    from dsllm import errors
 
-    stages = order[:order.index(until) + 1] if until in order else order
     preflight.check_sources(cfg.sources)
+    trains = until not in preflight.BEFORE_PRETRAIN
+    stages = ["corpus", "data"] + (["pretrain"] if trains else [])
     preflight.check_disk(ArtifactStore().root, sum(preflight.estimated_mb(s, cfg) for s in stages), "this run")
-    if "pretrain" in stages and not os.environ.get("RAY_ADDRESS"):
-        preflight.check_training(cfg.pretrain, cfg.model, preflight.local_resources())
-    errors.short_tracebacks_on_console()
+    if trains and not os.environ.get("RAY_ADDRESS"):
+        preflight.check_training(cfg.pretrain, cfg.model, preflight.local_resources(gpus=cfg.pretrain.use_gpu))
 
 
 def use_services() -> None:
@@ -187,6 +188,4 @@ app.command("eval")(eval_command)
 
 def main() -> None:
     """The `dsllm` command: expected failures print one paragraph and exit 2, tracebacks go to the home's logs."""
-    from dsllm import errors
-
     errors.run(app)

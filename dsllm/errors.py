@@ -110,7 +110,7 @@ class _ShortFormatter(logging.Formatter):
 
 def short_tracebacks_on_console() -> None:
     """Show failures on the console of Prefect's loggers without tracebacks (call after prefect is imported)."""
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):  # Prefect puts its console on the root
         for handler in logging.getLogger(name).handlers:
             if type(handler).__name__ in ("PrefectConsoleHandler", "StreamHandler") \
                     and not isinstance(handler.formatter, _ShortFormatter):

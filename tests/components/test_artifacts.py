@@ -187,3 +187,16 @@ def test_second_builder_waits_for_the_first_and_reuses_it(home):
     first.join(10)
     second.join(10)
     assert calls == [1] and sorted(r.cached for r in results) == [False, True]
+
+
+def test_full_disk_during_work_names_the_path(home):
+    import errno
+
+    store = ArtifactStore(home)
+
+    def fill(out):
+        (out / "part").write_text("x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"No space left on device while writing .*demo/\w+\.tmp-\d+ \(\d+ MB free"):
+        store.build("demo", 1, {}, {}, fill)

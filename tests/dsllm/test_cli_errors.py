@@ -112,3 +112,27 @@ def test_report_of_a_full_disk_is_expected_and_names_the_path(tmp_path, monkeypa
     assert code == 2 and f"writing {tmp_path / 'artifacts'}" in err and len(err.strip().splitlines()) == 2
     assert errors.report(KeyError("bug")) == 2  # LookupError: a mistake in the input
     assert errors.report(ZeroDivisionError("bug")) == 1
+
+
+def test_console_shows_failures_without_tracebacks_and_logs_them(tmp_path, monkeypatch):
+    import io
+    import logging
+
+    monkeypatch.setenv("DSLLM_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(errors, "_log_path", None)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        errors.short_tracebacks_on_console()
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            logging.getLogger("prefect.task_runs").exception("Task run failed with exception: OSError")
+        logging.getLogger("prefect.task_runs").warning("a warning\nover two lines")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    shown = stream.getvalue()
+    assert "Traceback" not in shown and "Task run failed with exception: OSError (traceback in" in shown
+    assert "over two lines" in shown  # only failures are shortened
+    assert "Traceback" in errors.log_path().read_text()

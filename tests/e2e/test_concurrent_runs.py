@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ def _start(home: Path, log: Path) -> subprocess.Popen:
 
 
 def test_two_pipelines_on_a_fresh_home_both_succeed_and_build_each_stage_once(shared_cache_home, tmp_path):
-    home = tmp_path / "home"
+    home = Path(tempfile.mkdtemp(prefix="dsllm-cc-", dir="/tmp")) / "h"  # Ray's socket paths must stay short
     downloads = shared_cache_home.cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     (home / "cache").mkdir(parents=True)
@@ -54,3 +56,4 @@ def test_two_pipelines_on_a_fresh_home_both_succeed_and_build_each_stage_once(sh
     cached = sorted(r.data.tags["dsllm.stage"] for r in runs if r.data.tags.get("dsllm.cached") == "true")
     assert built == sorted(STAGES) and cached == sorted(STAGES), (built, cached)
     assert all(r.info.status == "FINISHED" for r in runs)
+    shutil.rmtree(home.parent, ignore_errors=True)
