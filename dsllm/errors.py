@@ -48,7 +48,7 @@ def _expected_here(exc: BaseException) -> bool:
         return True
     if type(exc).__name__ in ("ServiceError", "ConnectError", "ConnectTimeout"):
         return True
-    return not isinstance(exc, RuntimeError) and is_deterministic(exc) and exc.__cause__ is None
+    return not isinstance(exc, RuntimeError) and is_deterministic(exc)
 
 
 def is_expected(error: BaseException) -> bool:
