@@ -251,7 +251,8 @@ class ArtifactStore:
             if not self.path(stage, key).is_dir():
                 raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (see `dsllm artifacts ls`)")
             return {uri: self.problems(stage, key, full=True)}
-        return {row["uri"]: self.problems(row["stage"], row["key"], full=True) for row in self.list()}
+        return {row["uri"]: self.problems(row["stage"], row["key"], full=True) or ([row["damaged"]] if row["damaged"]
+                                                                                    else []) for row in self.list()}
 
     def gc(self, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
         """Remove unfinished leftovers, damaged artifacts (moved aside or with an unreadable manifest) and, with

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # three processes importing MLflow: a minute on a busy machine
 
 CODE = "import sys; from components.home import ensure_mlflow_schema, mlflow_client; " \
        "ensure_mlflow_schema(sys.argv[1]); print(mlflow_client(tracking_uri=sys.argv[1]).search_experiments()[0].name)"
