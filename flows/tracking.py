@@ -52,7 +52,8 @@ def _metric_name(name: str) -> str:
 def pipeline_run(name: str, config: Any) -> Iterator[str]:
     """The parent run of one pipeline execution; stage runs started inside nest under it."""
     global _parent_run_id
-    run_owner.end_stale_runs(mlflow.MlflowClient(), configure())
+    experiment_id = configure()  # first: it points MLflow at the home's store
+    run_owner.end_stale_runs(mlflow.MlflowClient(mlflow.get_tracking_uri()), experiment_id)
     with mlflow.start_run(run_name=name, tags=run_owner.owner_tags()) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(canonical(config)).items()})
         _parent_run_id, previous = run.info.run_id, _parent_run_id
