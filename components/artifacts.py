@@ -202,9 +202,11 @@ class ArtifactStore:
                 counts = work(tmp) or {}
                 self._publish(tmp, final, {"stage": stage, "key": key, "version": version, "inputs": inputs,
                                            "config": canonical(config), "counts": canonical(counts)})
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise disk_full(exc, tmp) from exc
+            except BaseException as exc:
+                named = disk_full(exc, tmp) if is_disk_full(exc) else None  # space left before the cleanup
+                shutil.rmtree(tmp, ignore_errors=True)  # never reused: a retry starts afresh (and frees the disk)
+                if named is not None:
+                    raise named from exc
                 raise
         return self.result(stage, key, cached=False)
 
