@@ -148,7 +148,10 @@ def check_before_run(cfg, until: str | None) -> None:
     stages = ["corpus", "data"] + (["pretrain"] if trains else [])
     preflight.check_disk(ArtifactStore().root, sum(preflight.estimated_mb(s, cfg) for s in stages), "this run")
     if trains and not os.environ.get("RAY_ADDRESS"):
-        preflight.check_training(cfg.pretrain, cfg.model, preflight.local_resources(gpus=cfg.pretrain.use_gpu))
+        local = preflight.local_resources(gpus=cfg.pretrain.use_gpu or cfg.align.use_gpu)
+        preflight.check_training(cfg.pretrain, cfg.model, local)
+        if until not in ("pretrain",):  # SFT and DPO run too
+            preflight.check_training(cfg.align, cfg.model, local, section="align")
 
 
 def use_services() -> None:
