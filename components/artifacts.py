@@ -5,27 +5,38 @@ logic version, the config fields that change the result and the keys of its inpu
 physical path, so the same work on another machine gets the same key. Work happens in a
 temporary sibling directory; `manifest.json` is written last and the directory is renamed into
 place, so a crashed stage leaves no half-finished artifact and a finished one is never redone.
+
+One process builds a key at a time (a file lock per key under `artifacts/.locks/`); a second one
+waits and reuses the result. Before reuse the artifact is checked against its manifest
+(`components.integrity`); a damaged one is moved aside to `<key>.damaged-<time>` and rebuilt, never
+deleted in place, since another process may be reading it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from components import integrity
+from components.faults import disk_full, is_disk_full
 from components.home import Home
+from components.integrity import MANIFEST, ArtifactDamaged, describe_files, read_manifest, seal
 
 URI_SCHEME = "dsllm://"
-MANIFEST = "manifest.json"
+log = logging.getLogger("dsllm.artifacts")
+__all__ = ["MANIFEST", "ArtifactDamaged", "ArtifactStore", "StageResult", "StageSpec"]
 
 
 def canonical(value: Any) -> Any:
@@ -71,14 +82,7 @@ def code_version() -> str:
 
 
 def file_checksums(directory: Path) -> dict[str, str]:
-    sums = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        sums[str(path.relative_to(directory))] = digest.hexdigest()
-    return sums
+    return describe_files(directory)[0]
 
 
 @dataclass
@@ -129,18 +133,23 @@ class ArtifactStore:
         return self.root / stage / key
 
     def resolve(self, uri: str) -> Path:
-        """The directory of a finished artifact; a clear error when it is missing."""
+        """The directory of a finished artifact; a clear error when it is missing or its manifest unreadable."""
         path = self.path(*parse_uri(uri))
         if not (path / MANIFEST).is_file():
             raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (was it garbage-collected? "
                                     "re-run the pipeline to rebuild it)")
+        read_manifest(path)
         return path
 
     def is_done(self, stage: str, key: str) -> bool:
         return (self.path(stage, key) / MANIFEST).is_file()
 
     def manifest(self, stage: str, key: str) -> dict:
-        return json.loads((self.path(stage, key) / MANIFEST).read_text())
+        return read_manifest(self.path(stage, key))
+
+    def problems(self, stage: str, key: str, full: bool = False) -> list[str]:
+        """What is wrong with a finished artifact ([] = intact); see `components.integrity`."""
+        return integrity.problems(self.path(stage, key), full)
 
     def result(self, stage: str, key: str, cached: bool) -> StageResult:
         manifest = self.manifest(stage, key)
@@ -151,48 +160,112 @@ class ArtifactStore:
         """The key `build` would use: input URIs contribute only their keys."""
         return stage_key(stage, version, config, {name: parse_uri(uri)[1] for name, uri in inputs.items()})
 
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str) -> Iterator[None]:
+        """The one-builder lock of an artifact (a file lock in the home): held while it is checked or built."""
+        from filelock import FileLock, Timeout
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{stage}-{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.warning("%s: another process is building it; waiting for it to finish", uri_for(stage, key))
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def build(self, stage: str, version: int, config: Any, inputs: dict[str, str],
               work: Callable[[Path], dict[str, Any]]) -> StageResult:
-        """Run `work(tmp_dir) -> counts` unless the artifact exists; publish it atomically.
+        """Run `work(tmp_dir) -> counts` unless an intact artifact exists; publish it atomically.
 
-        `inputs` maps input names to artifact URIs; their keys (not paths) enter the hash.
+        `inputs` maps input names to artifact URIs; their keys (not paths) enter the hash. One process builds
+        a key at a time; a damaged artifact is moved aside (never deleted: a reader may hold it) and rebuilt.
         """
         key = self.key(stage, version, config, inputs)
-        if self.is_done(stage, key):
-            os.utime(self.path(stage, key) / MANIFEST)  # last use, for gc
-            return self.result(stage, key, cached=True)
         final = self.path(stage, key)
-        tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        counts = work(tmp) or {}
-        manifest = {"stage": stage, "key": key, "version": version, "inputs": inputs,
-                    "config": canonical(config), "counts": canonical(counts),
-                    "files": file_checksums(tmp), "code_version": code_version(),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        shutil.rmtree(final, ignore_errors=True)  # an unfinished leftover without manifest
-        tmp.rename(final)
+        with self.lock(stage, key):
+            if self.is_done(stage, key):
+                if not (found := self.problems(stage, key)):
+                    os.utime(final / MANIFEST)  # last use, for gc
+                    return self.result(stage, key, cached=True)
+                log.warning("%s is damaged, rebuilding it: %s", uri_for(stage, key), "; ".join(found))
+            if final.exists():
+                self.quarantine(stage, key)
+            tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)  # our own pid's leftover: nobody else reads it
+            tmp.mkdir(parents=True)
+            try:
+                counts = work(tmp) or {}
+                self._publish(tmp, final, {"stage": stage, "key": key, "version": version, "inputs": inputs,
+                                           "config": canonical(config), "counts": canonical(counts)})
+            except BaseException as exc:
+                named = disk_full(exc, tmp) if is_disk_full(exc) else None  # space left before the cleanup
+                shutil.rmtree(tmp, ignore_errors=True)  # never reused: a retry starts afresh (and frees the disk)
+                if named is not None:
+                    raise named from exc
+                raise
         return self.result(stage, key, cached=False)
 
+    @staticmethod
+    def _publish(tmp: Path, final: Path, manifest: dict) -> None:
+        sums, sizes = describe_files(tmp)
+        manifest = seal({**manifest, "files": sums, "sizes": sizes, "code_version": code_version(),
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        integrity.write_stamp(tmp, list(sums))
+        tmp.rename(final)
+
+    def quarantine(self, stage: str, key: str) -> Path:
+        """Move a damaged artifact aside to `<key>.damaged-<time>` (gc removes it) and return where."""
+        final = self.path(stage, key)
+        aside = final.with_name(f"{key}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        final.rename(aside)
+        log.warning("moved %s aside to %s", final, aside)
+        return aside
+
     def list(self) -> list[dict]:
-        """Every finished artifact: stage, key, size, created, counts."""
+        """Every published artifact: stage, key, uri, size, created, last use; `damaged` says why when it is."""
         rows = []
         for manifest_path in sorted(self.root.glob(f"*/*/{MANIFEST}")):
-            manifest = json.loads(manifest_path.read_text())
-            size = sum(p.stat().st_size for p in manifest_path.parent.rglob("*") if p.is_file())
-            rows.append({"stage": manifest["stage"], "key": manifest["key"], "bytes": size,
-                         "created": manifest.get("created", ""), "last_used": manifest_path.stat().st_mtime,
-                         "uri": uri_for(manifest["stage"], manifest["key"])})
+            folder = manifest_path.parent
+            if ".tmp-" in folder.name:
+                continue
+            row = {"stage": folder.parent.name, "key": folder.name, "uri": uri_for(folder.parent.name, folder.name),
+                   "bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+                   "created": "", "last_used": manifest_path.stat().st_mtime, "damaged": ""}
+            try:
+                row["created"] = read_manifest(folder).get("created", "")
+            except ArtifactDamaged as exc:
+                row["damaged"] = str(exc)
+            if ".damaged-" in folder.name:
+                row["damaged"] = row["damaged"] or f"{folder}: moved aside as damaged"
+            rows.append(row)
         return rows
 
+    def verify(self, uri: str | None = None) -> dict[str, list[str]]:
+        """{uri: problems} from a full check (every checksum) of one artifact or all of them."""
+        if uri is not None:
+            stage, key = parse_uri(uri)
+            if not self.path(stage, key).is_dir():
+                raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (see `dsllm artifacts ls`)")
+            return {uri: self.problems(stage, key, full=True)}
+        return {row["uri"]: self.problems(row["stage"], row["key"], full=True) or ([row["damaged"]] if row["damaged"]
+                                                                                    else []) for row in self.list()}
+
     def gc(self, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
-        """Remove unfinished leftovers and, with `older_than_days`, artifacts unused for that long."""
-        doomed = [p for p in self.root.glob("*/*") if p.is_dir() and not (p / MANIFEST).is_file()
-                  and not _owner_alive(p)]
+        """Remove unfinished leftovers, damaged artifacts (moved aside or with an unreadable manifest) and, with
+        `older_than_days`, artifacts unused for that long."""
+        doomed = [p for p in self.root.glob("*/*") if p.is_dir() and not _owner_alive(p)
+                  and (".tmp-" in p.name or not (p / MANIFEST).is_file())]
+        doomed += [self.path(row["stage"], row["key"]) for row in self.list() if row["damaged"]]
         if older_than_days is not None:
             cutoff = time.time() - older_than_days * 86400
-            doomed += [m.parent for m in self.root.glob(f"*/*/{MANIFEST}") if m.stat().st_mtime < cutoff]
+            doomed += [m.parent for m in self.root.glob(f"*/*/{MANIFEST}") if m.stat().st_mtime < cutoff
+                       and m.parent not in doomed]
         if not dry_run:
             for path in doomed:
                 shutil.rmtree(path, ignore_errors=True)

@@ -77,7 +77,27 @@ def mlflow_client(home: Home | None = None, tracking_uri: str | None = None):
 
     mlflow_artifacts.install()
     uri = tracking_uri or (home or Home.resolve()).mlflow_uri
+    ensure_mlflow_schema(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_mlflow_schema(uri: str) -> None:
+    """Create a SQLite tracking database's tables under a file lock beside it: two processes starting on a
+    fresh home would otherwise both run MLflow's migrations ("table ... already exists")."""
+    if not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    ready = db.with_name(db.name + ".ready")
+    if ready.is_file():
+        return
+    from filelock import FileLock
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db.with_name(db.name + ".lock"))):
+        if not ready.is_file():
+            SqlAlchemyStore(uri, (db.parent / "artifacts").as_uri())  # creates and migrates the schema
+            ready.touch()
 
 
 def point_mlflow_at(uri: str) -> None:
@@ -100,6 +120,7 @@ def use_mlflow_experiment(name: str, home: Home | None = None, tracking_uri: str
 
     home = home or Home.resolve()
     uri = tracking_uri or home.mlflow_uri
+    ensure_mlflow_schema(uri)
     point_mlflow_at(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:

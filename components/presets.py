@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -148,12 +149,32 @@ def preset(name: str) -> PipelineConfig:
     return PRESETS[name]()
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2 floats: `1e6` and `3e-4` are numbers (PyYAML's 1.1 rules read them as strings), so an
+    integer field accepts `1e6` and pydantic rejects only non-integral values like `1.5`."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """Parse YAML text; a syntax error names `where`, the line and the column."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).split("\n", 1)[0]
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}") from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`pretrain.lr=3e-4` → (["pretrain", "lr"], 0.0003); the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"Override {text!r} must look like section.field=value, e.g. pretrain.lr=3e-4")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    return key.strip().split("."), read_yaml(raw, f"override {text!r}") if raw.strip() else None
 
 
 def _set_path(tree: dict, path: list[str], value: Any) -> None:
@@ -185,18 +206,27 @@ def load_config(preset_name: str | None = None, yaml_path: str | Path | None = N
     """Preset, then YAML file, then `--set` overrides; validated once at the end."""
     from_yaml: dict = {}
     if yaml_path is not None:
-        path = Path(yaml_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file {path} does not exist")
-        from_yaml = yaml.safe_load(path.read_text()) or {}
+        from_yaml = _read_config_file(Path(yaml_path))
         if not isinstance(from_yaml, dict):
-            raise ConfigError(f"Config file {path} must hold a mapping of sections, not {type(from_yaml).__name__}")
+            raise ConfigError(f"Config file {yaml_path} must hold a mapping of sections, not {type(from_yaml).__name__}")
     name = preset_name or from_yaml.get("preset") or DEFAULT_PRESET
     tree = preset(name).model_dump()
     _merge(tree, {k: v for k, v in from_yaml.items() if k != "preset"})
     for text in overrides:
         _set_path(tree, *parse_override(text))
     return validate(tree)
+
+
+def _read_config_file(path: Path) -> Any:
+    if path.is_dir():
+        raise ConfigError(f"Config file {path} is a directory; pass a YAML file (e.g. {path}/tiny.yaml)")
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    return read_yaml(text, f"Config file {path}") or {}
 
 
 def validate(tree: dict) -> PipelineConfig:

@@ -1,3 +1,3 @@
-from dsllm.cli import app
+from dsllm.cli import main
 
-app()
+main()

@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.artifacts import ArtifactStore, parse_uri
+from components.artifacts import ArtifactDamaged, ArtifactStore
 from components.home import Home, export_env
 from components.presets import PRESETS, ConfigError, load_config
-from dsllm import cli_registry, cli_services
+from dsllm import cli_registry, cli_services, errors
 from dsllm.cli_demo import demo_app
 from dsllm.cli_scaling import recommended_overrides, scaling_app
 from dsllm.cli_sources import sources_app
@@ -63,13 +63,14 @@ def config_show(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt
 
 @artifacts_app.command("ls")
 def artifacts_ls(stage: Annotated[str | None, typer.Option(help="Only this stage")] = None) -> None:
-    """List finished artifacts."""
-    table = Table("uri", "size", "created", "last used")
+    """List finished artifacts (damaged ones, e.g. with an unreadable manifest, are marked)."""
+    table = Table("uri", "size", "created", "last used", "state")
     for row in ArtifactStore().list():
         if stage and row["stage"] != stage:
             continue
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["last_used"]))
-        table.add_row(row["uri"], _human(row["bytes"]), row["created"], used)
+        table.add_row(row["uri"], _human(row["bytes"]), row["created"], used,
+                      f"[red]DAMAGED: {row['damaged']}[/red]" if row["damaged"] else "ok")
     console.print(table)
 
 
@@ -79,11 +80,27 @@ def artifacts_show(uri: str) -> None:
     store = ArtifactStore()
     try:
         path = store.resolve(uri if uri.startswith("dsllm://") else f"dsllm://{uri}")
+        manifest = store.manifest(path.parent.name, path.name)
+    except (ValueError, FileNotFoundError, ArtifactDamaged) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+
+@artifacts_app.command("verify")
+def artifacts_verify(uri: Annotated[str | None, typer.Argument(help="One artifact (default: all)")] = None) -> None:
+    """Check artifacts against their manifests (every file's size and sha256); exit 2 when one is damaged."""
+    try:
+        found = ArtifactStore().verify(None if uri is None else uri if uri.startswith("dsllm://") else f"dsllm://{uri}")
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps(store.manifest(*parse_uri(f"dsllm://{path.parent.name}/{path.name}")), indent=2,
-                          ensure_ascii=False))
+        raise typer.Exit(2) from None
+    for checked, problems in found.items():
+        typer.echo(f"{checked}: " + ("ok" if not problems else "DAMAGED\n  " + "\n  ".join(problems)))
+    if damaged := [checked for checked, problems in found.items() if problems]:
+        console.print(f"[red]{len(damaged)} of {len(found)} damaged[/red]: the next run rebuilds them "
+                      "(`dsllm artifacts gc` removes them now)")
+        raise typer.Exit(2)
 
 
 @artifacts_app.command("gc")
@@ -119,6 +136,7 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     if from_scaling_study:
         cfg = resolve_config(preset, config, recommended_overrides(from_scaling_study, cfg,
                                                                    force=force_scaling_study) + (set_ or []))
+    check_before_run(cfg, until)
     use_services()
     if not sys.stderr.isatty():  # progress bars in a log file: one update every 10 s, not ten a second
         os.environ.setdefault("TQDM_MININTERVAL", "10")
@@ -126,11 +144,29 @@ def pipeline(preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = 
     from flows.pipeline import pipeline as pipeline_flow
 
     summary.PRINTED_BY_CALLER, summary.LAST = True, None
+    errors.short_tracebacks_on_console()
     try:
         pipeline_flow(config=cfg, until=until)
     finally:  # one table at the end (also after a failure: what was built, which stage failed)
         if summary.LAST is not None:
             console.print(summary.LAST.table())
+
+
+def check_before_run(cfg, until: str | None) -> None:
+    """Refuse in seconds, before any service or flow starts, what would fail (or hang) later: unknown sources,
+    too little disk, training resources that a local Ray cannot provide (a cluster's are checked when training
+    starts)."""
+    from components import preflight
+
+    preflight.check_sources(cfg.sources)
+    trains = until not in preflight.BEFORE_PRETRAIN
+    stages = ["corpus", "data"] + (["pretrain"] if trains else [])
+    preflight.check_disk(ArtifactStore().root, sum(preflight.estimated_mb(s, cfg) for s in stages), "this run")
+    if trains and not os.environ.get("RAY_ADDRESS"):
+        local = preflight.local_resources(gpus=cfg.pretrain.use_gpu or cfg.align.use_gpu)
+        preflight.check_training(cfg.pretrain, cfg.model, local)
+        if until not in ("pretrain",):  # SFT and DPO run too
+            preflight.check_training(cfg.align, cfg.model, local, section="align")
 
 
 def use_services() -> None:
@@ -166,3 +202,8 @@ def _human(n: float) -> str:
 from dsllm.cli_eval import eval_command  # noqa: E402 - sub-command modules import after the app exists
 
 app.command("eval")(eval_command)
+
+
+def main() -> None:
+    """The `dsllm` command: expected failures print one paragraph and exit 2, tracebacks go to the home's logs."""
+    errors.run(app)

@@ -1,8 +1,9 @@
 """Run a component StageSpec as a Prefect task whose cache key is the artifact key.
 
 A finished artifact is never rebuilt: the store skips it, and Prefect's cache (keyed by the same
-content hash) skips the task. The cache is refreshed when the artifact was garbage-collected, so
-Prefect never returns a result that points at nothing. Retries, timeouts and the training concurrency
+content hash) skips the task. The cache is refreshed when the artifact was garbage-collected or is
+damaged (checked against its manifest first), so Prefect never returns a result that points at nothing
+or at a broken artifact. Retries, timeouts and the training concurrency
 tag come from `flows.ops` per stage; a failure is logged with the stage, its inputs and the command
 that resumes it; the MLflow run and the artifact keys are recorded on the Prefect run (`flows.lineage`).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from components import preflight
 from components.artifacts import ArtifactStore, StageResult, StageSpec
 from flows import lineage, ops, tracking
 
@@ -56,7 +58,9 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     logger = get_run_logger()
     store, inputs = ArtifactStore(), inputs or {}
     key = spec(stage).key(store, cfg, inputs)
-    done = store.is_done(stage, key)
+    done = _reusable(store, stage, key, logger)
+    if not done:  # refuse now rather than fail hours in with a full disk
+        preflight.check_disk(store.root, preflight.estimated_mb(stage, cfg), f"stage {stage}")
     logger.info("stage %s: %s (dsllm://%s/%s)", stage, "cached, nothing to do" if done else "building",
                 stage, key)
     started = time.perf_counter()
@@ -65,7 +69,7 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
             options = {**ops.task_options(stage), "task_run_name": f"{stage}-{key[:8]}", "refresh_cache": not done}
             state = build_stage.with_options(**options)(stage, key, cfg, inputs, return_state=True)
             result: StageResult = state.result()
-            result.cached = done or state.name == "Cached"
+            result.cached = result.cached or done or state.name == "Cached"
             seconds = time.perf_counter() - started
             tracking.log_result(result, seconds)
     except Exception as exc:
@@ -75,6 +79,18 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     logger.info("stage %s: %s in %.1fs, counts %s", stage, "cache hit" if result.cached else "built",
                 seconds, _summary(result.counts))
     return result
+
+
+def _reusable(store: ArtifactStore, stage: str, key: str, logger) -> bool:
+    """True when an intact artifact exists; a damaged one is named here and rebuilt by the store (and Prefect's
+    cache of it is refreshed, so the task really runs)."""
+    if not store.is_done(stage, key):
+        return False
+    if problems := store.problems(stage, key):
+        logger.warning("stage %s: the artifact dsllm://%s/%s is damaged, so it is rebuilt: %s", stage, stage, key,
+                       "; ".join(problems))
+        return False
+    return True
 
 
 def _summary(counts: dict[str, Any], limit: int = 300) -> str:

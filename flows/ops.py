@@ -22,10 +22,12 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect.tasks import exponential_backoff
 
+from components.faults import is_deterministic
 from dsllm.services.specs import REPO, TRAINING_TAG
 
 NETWORK_STAGES = frozenset({"corpus", "registered_model"})
@@ -40,7 +42,8 @@ TIMEOUT_H: dict[str, float] = {"corpus": 12, "data": 72, "tokenizer": 24, "pack"
 DEFAULT_TIMEOUT_H = 72.0
 
 NOT_RETRIED = (ValueError, FileNotFoundError, KeyError, TypeError, AssertionError, TimeoutError)
-"""Errors a retry cannot fix: bad configs, missing inputs, broken invariants, a stage past its timeout."""
+"""Errors a retry cannot fix: bad configs, missing inputs, broken invariants, a stage past its timeout; also
+(`components.faults.is_deterministic`) a full disk or another non-transient OS error, anywhere in the cause chain."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def retry_unless_mistake(task, task_run, state) -> bool:
         error = state.result(raise_on_failure=False)
     except Exception:  # the result could not be read: retrying is the safe default
         return True
-    return not isinstance(error, NOT_RETRIED)
+    return not (isinstance(error, NOT_RETRIED) or (isinstance(error, BaseException) and is_deterministic(error)))
 
 
 def task_options(stage: str) -> dict[str, Any]:
@@ -120,16 +123,22 @@ def _resume_command() -> str:
 
 
 def _flow_function(flow_name: str) -> tuple[str, str] | None:
-    """(module, attribute) of the imported flow called `flow_name` in this checkout's flows or tests."""
+    """(module, attribute) of the imported flow called `flow_name` defined in a module of this checkout
+    (importable from its root, as the command runs there); the product's own `flows` package first."""
     from prefect import Flow
 
+    found = []
     for module_name, module in list(sys.modules.items()):
-        if module is None or module_name.split(".")[0] not in ("flows", "tests"):
+        if not _in_checkout(getattr(module, "__file__", None)):
             continue
         for attr, value in list(vars(module).items()):
             if isinstance(value, Flow) and value.name == flow_name and value.fn.__module__ == module_name:
-                return module_name, attr
-    return None
+                found.append((module_name, attr))
+    return min(found, key=lambda where: not where[0].startswith("flows.")) if found else None
+
+
+def _in_checkout(file: str | None) -> bool:
+    return bool(file) and Path(file).resolve().is_relative_to(REPO.resolve())
 
 
 def failure_message(stage: str, key: str, inputs: dict[str, str], error: BaseException) -> str:

@@ -16,6 +16,7 @@ import mlflow
 
 from components.artifacts import StageResult, canonical
 from components.home import Home, use_mlflow_experiment
+from flows import run_owner
 
 EXPERIMENT = "dsllm"
 _parent_run_id: str | None = None  # the pipeline's run; stage flows in the same process nest under it
@@ -51,8 +52,9 @@ def _metric_name(name: str) -> str:
 def pipeline_run(name: str, config: Any) -> Iterator[str]:
     """The parent run of one pipeline execution; stage runs started inside nest under it."""
     global _parent_run_id
-    configure()
-    with mlflow.start_run(run_name=name) as run:
+    experiment_id = configure()  # first: it points MLflow at the home's store
+    run_owner.end_stale_runs(mlflow.MlflowClient(mlflow.get_tracking_uri()), experiment_id)
+    with mlflow.start_run(run_name=name, tags=run_owner.owner_tags()) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(canonical(config)).items()})
         _parent_run_id, previous = run.info.run_id, _parent_run_id
         try:
@@ -70,8 +72,8 @@ only) log into this run with `MlflowClient().log_batch`."""
 def stage_run(stage: str, config: Any) -> Iterator[str]:
     """A (nested) run for one stage, open while it builds; its id is exported in $DSLLM_MLFLOW_RUN_ID."""
     configure()
-    with mlflow.start_run(run_name=stage, parent_run_id=_parent_run_id,
-                          nested=_parent_run_id is not None) as run:
+    with mlflow.start_run(run_name=stage, parent_run_id=_parent_run_id, nested=_parent_run_id is not None,
+                          tags=run_owner.owner_tags()) as run:
         mlflow.set_tag("dsllm.stage", stage)
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(canonical(config)).items()})
         previous = os.environ.get(RUN_ID_ENV)

@@ -53,7 +53,20 @@ def set_rng_state(state: dict) -> None:
 
 def save(root: Path, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
          keep: int = 2) -> Path:
-    """Write checkpoint `step` (every rank calls this); returns its directory."""
+    """Write checkpoint `step` (every rank calls this); returns its directory. A full disk raises an OSError
+    naming the checkpoint directory (torch reports it as a bare "file write failed")."""
+    from components import faults
+
+    try:
+        return _save(root, step, state, rank, model_state, optim_state, sharded, keep)
+    except (OSError, RuntimeError) as exc:
+        if faults.is_disk_full(exc) or faults.free_mb(root) < 1:
+            raise faults.disk_full(exc, root) from exc
+        raise
+
+
+def _save(root: Path, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
+          keep: int = 2) -> Path:
     final = root / f"{PREFIX}{step:08d}"
     tmp = final.with_name(final.name + ".tmp")
     if rank == 0:

@@ -29,15 +29,38 @@ class Place:
         return self.world > 1 and dist.is_available() and dist.is_initialized()
 
 
+def in_ray_train() -> bool:
+    """True inside a Ray Train worker (or its local mode): a training session is active here."""
+    try:  # Ray Train V2 (2.60) sets these utilities up in every training function, local mode included
+        from ray.train.v2._internal.execution.train_fn_utils import get_train_fn_utils
+    except ImportError:  # another Ray layout: a Ray worker process is the best sign there is
+        import ray
+
+        return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    try:
+        get_train_fn_utils()
+    except RuntimeError:
+        return False
+    return True
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) in a plain process; inside Ray Train, a failure to read them is an error,
+    never a guess (a guessed "rank 0 of 1" would train unsynchronised copies)."""
+    if not in_ray_train():
+        return 0, 1
+    import ray.train
+
+    ctx = ray.train.get_context()
+    try:
+        return ctx.get_world_rank(), ctx.get_world_size()
+    except Exception as exc:
+        raise RuntimeError(f"inside Ray Train but its context gave no rank ({type(exc).__name__}: {exc})") from exc
+
+
 def place(use_gpu: bool) -> Place:
     """This worker's rank, world size and device (Ray Train sets up the process group)."""
-    try:
-        import ray.train
-
-        ctx = ray.train.get_context()
-        rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    except Exception:  # plain process (benchmarks): a single worker
-        rank, world = 0, 1
+    rank, world = rank_and_world()
     if use_gpu and torch.cuda.is_available():
         try:
             import ray.train.torch

@@ -17,10 +17,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from components import ray_setup
+from components import preflight, ray_setup
 from components.config import ModelConfig, PretrainConfig
 from components.home import Home
 from components.model import accounting, build_model, count_parameters
+from components.pretrain import failures
 from components.pretrain.checks import check_batch, check_pack, check_seq_len, check_tokenizer
 from components.pretrain.loop import RunSpec
 from components.pretrain.metrics import read
@@ -65,6 +66,8 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
     cfg = spec.cfg
     if cfg.num_workers > 0:
         ensure_ray()
+    preflight.check_training(cfg, ModelConfig(**spec.model),
+                             preflight.ray_resources() if cfg.num_workers else preflight.local_resources())
     scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                             resources_per_worker=_resources(cfg) if cfg.num_workers else None)
     if cfg.num_workers or cfg.cpus_per_worker:  # torch threads = the CPUs this worker holds
@@ -75,13 +78,17 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         run_config=RunConfig(name=f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
                              storage_path=str(Path(spec.ckpt_dir) / "ray"),
-                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures,
+                                                          controller_failure_limit=failures.STARTUP_FAILURES),
                              worker_runtime_env={"env_vars": worker_env()}))
     with ProgressMonitor(Path(spec.ckpt_dir) / "metrics.jsonl", spec.total_steps, spec.total_steps * cfg.batch_tokens,
-                         bar=progress):
-        result = trainer.fit()
+                         bar=progress), failures.deterministic_failures_stop():
+        try:
+            result = trainer.fit()
+        except Exception as exc:
+            raise failures.plain_error(exc, Path(spec.ckpt_dir)) from exc
     if getattr(result, "error", None):
-        raise RuntimeError(f"pretraining failed: {result.error}") from result.error
+        raise failures.plain_error(result.error, Path(spec.ckpt_dir)) from result.error
 
 
 def worker_env() -> dict[str, str]:

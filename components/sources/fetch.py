@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from components.faults import disk_full, is_disk_full
 from components.home import Home
 
 
@@ -76,6 +77,10 @@ def download(archive: Archive, home: Home | None = None, timeout: float = 120.0,
                                 f"pins {archive.sha256}. The file was discarded; nothing was cached.")
         tmp.rename(target)
         return target
+    except OSError as exc:  # a full disk is not retried (components.faults) and names where it was writing
+        if is_disk_full(exc):
+            raise disk_full(exc, target.parent) from exc
+        raise
     except httpx.HTTPError as exc:
         raise RuntimeError(f"Archive {archive.name!r}: could not download {archive.url} ({exc}). "
                            f"Check the network, or place the file (sha256 {archive.sha256}) at {target}.") from exc

@@ -94,3 +94,109 @@ def test_stage_spec_passes_resolved_inputs_and_uses_key_config(home):
     second = down.run({"n": 3, "workers": 8}, {"up": up_result.uri}, store)
     assert first.counts == {"read": 3} and seen["up"].is_absolute()
     assert second.cached and second.key == down.key(store, {"n": 3, "workers": 2}, {"up": up_result.uri})
+
+
+def _two_files(out):
+    (out / "shard.bin").write_bytes(bytes(range(256)) * 64)
+    (out / "sub").mkdir()
+    (out / "sub" / "val.bin").write_bytes(b"v" * 4096)
+    return {"docs": 2}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero_in_place", "delete", "edit_manifest", "garbage_manifest"])
+def test_damaged_artifact_is_named_moved_aside_and_rebuilt(home, damage):
+    store = ArtifactStore(home)
+    first = store.build("demo", 1, {}, {}, _two_files)
+    folder = store.path("demo", first.key)
+    shard, manifest = folder / "shard.bin", folder / "manifest.json"
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif damage == "zero_in_place":  # same size, new content: caught because the mtime moved
+        with shard.open("r+b") as fh:
+            fh.write(b"\0" * 512)
+    elif damage == "delete":
+        (folder / "sub" / "val.bin").unlink()
+    elif damage == "edit_manifest":
+        data = json.loads(manifest.read_text())
+        data["counts"]["docs"] = 99
+        manifest.write_text(json.dumps(data))
+    else:
+        manifest.write_text("{not json")
+    problems = store.problems("demo", first.key)
+    assert problems and str(folder) in problems[0]
+    assert store.verify(first.uri)[first.uri]  # the full check finds it too
+    calls = []
+    rebuilt = store.build("demo", 1, {}, {}, lambda out: calls.append(1) or _two_files(out))
+    assert calls == [1] and not rebuilt.cached and rebuilt.counts == {"docs": 2}
+    assert store.problems("demo", first.key, full=True) == []
+    aside = [p for p in folder.parent.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1
+    rows = store.list()
+    assert [r["damaged"] != "" for r in rows] == [False, True]
+    assert aside[0] in store.gc() and not aside[0].exists() and store.is_done("demo", first.key)
+
+
+def test_unreadable_manifest_is_listed_damaged_and_collected(home):
+    store = ArtifactStore(home)
+    result = store.build("demo", 1, {}, {}, _two_files)
+    (store.path("demo", result.key) / "manifest.json").write_bytes(b"\xff\xfe")
+    (row,) = store.list()
+    assert "unreadable manifest" in row["damaged"] and row["uri"] == result.uri
+    from components.artifacts import ArtifactDamaged
+
+    with pytest.raises(ArtifactDamaged, match="manifest.json"):
+        store.resolve(result.uri)
+    assert store.path("demo", result.key) in store.gc(dry_run=True)
+    store.gc()
+    assert store.list() == []
+
+
+def test_untouched_artifact_is_not_rehashed_on_reuse(home, monkeypatch):
+    from components import integrity
+
+    store = ArtifactStore(home)
+    result = store.build("demo", 1, {}, {}, _two_files)
+    hashed = []
+    real = integrity.sha256_file
+    monkeypatch.setattr(integrity, "sha256_file", lambda p: hashed.append(p) or real(p))
+    assert store.build("demo", 1, {}, {}, _two_files).cached and hashed == []
+    assert store.verify()[result.uri] == [] and len(hashed) == 2  # the full check hashes every file
+
+
+def test_second_builder_waits_for_the_first_and_reuses_it(home):
+    import threading
+
+    store = ArtifactStore(home)
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow(out):
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return _two_files(out)
+
+    results = []
+    first = threading.Thread(target=lambda: results.append(store.build("demo", 1, {}, {}, slow)))
+    first.start()
+    started.wait(10)
+    second = threading.Thread(target=lambda: results.append(ArtifactStore(home).build("demo", 1, {}, {}, slow)))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting on the lock, not building
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert calls == [1] and sorted(r.cached for r in results) == [False, True]
+
+
+def test_full_disk_during_work_names_the_path(home):
+    import errno
+
+    store = ArtifactStore(home)
+
+    def fill(out):
+        (out / "part").write_text("x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"No space left on device while writing .*demo/\w+\.tmp-\d+ \(\d+ MB free"):
+        store.build("demo", 1, {}, {}, fill)

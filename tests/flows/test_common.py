@@ -54,3 +54,18 @@ def test_gc_artifact_is_rebuilt_not_served_from_prefect_cache(demo, home):
     ArtifactStore(home).gc(older_than_days=0)
     rebuilt = two_stages(7, 8)
     assert not rebuilt["first"].cached and ArtifactStore(home).resolve(first.uri).is_dir()
+
+
+def test_damaged_artifact_is_rebuilt_not_served_from_prefect_cache(demo, home):
+    from components.artifacts import ArtifactStore
+
+    first = two_stages(3, 4)["first"]
+    store = ArtifactStore(home)
+    folder = store.resolve(first.uri)
+    victim = next(p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"
+                  and not p.name.startswith("."))
+    victim.write_bytes(victim.read_bytes()[:-1] + b"!")
+    rebuilt = two_stages(3, 4)
+    assert not rebuilt["first"].cached and len(demo.CALLS) == 3  # first rebuilt; second's inputs unchanged
+    assert store.problems(*first.uri.removeprefix("dsllm://").split("/")) == []
+    assert any(".damaged-" in p.name for p in folder.parent.iterdir())
