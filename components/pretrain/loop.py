@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from components.config import ModelConfig, PretrainConfig
-from components.model import accounting, build_model, count_parameters, model_flops_per_token
+from components.model import (
+    accounting,
+    apply_activation_checkpointing,
+    build_model,
+    count_parameters,
+    model_flops_per_token,
+)
 from components.pretrain import checkpoint
 from components.pretrain.data import Pack, TrainOrder, val_windows
 from components.pretrain.optim import MasterAdamW
@@ -78,6 +84,7 @@ class Run:
         self.lm = build_model(spec.model_cfg, seed=cfg.seed, device=self.where.device,
                               dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
+        apply_activation_checkpointing(self.lm, cfg.activation_checkpointing)
         if cfg.compile:
             for layer in self.lm.model.layers:
                 layer.compile()
