@@ -151,3 +151,7 @@ def _human(n: float) -> str:
 from dsllm.cli_eval import eval_command  # noqa: E402 - sub-command modules import after the app exists
 
 app.command("eval")(eval_command)
+
+from dsllm.cli_plan import plan_command  # noqa: E402
+
+app.command("plan")(plan_command)

@@ -26,6 +26,17 @@ class Cluster:
     count: int
 
     @property
+    def native_bf16(self) -> bool:
+        """GPUs compute in bf16; a CPU only where it has bf16 matmul ("auto" precision is fp32 elsewhere)."""
+        if self.accelerator.name != "cpu":
+            return True
+        import torch
+
+        from components.pretrain.runtime import native_bf16
+
+        return native_bf16(torch.device("cpu"))
+
+    @property
     def usable_bytes(self) -> float:
         return self.accelerator.memory_bytes * (1 - RESERVE)
 
@@ -36,7 +47,7 @@ class DoesNotFit(ValueError):
 
 def layout(cfg: PipelineConfig, cluster: Cluster, micro_batch: int | None = None, strategy: str | None = None,
            checkpointing: str | None = None) -> Layout:
-    bf16 = cfg.pretrain.precision != "fp32"
+    bf16 = cfg.pretrain.precision == "bf16" or (cfg.pretrain.precision == "auto" and cluster.native_bf16)
     return Layout(devices=cluster.count, strategy=strategy or cfg.pretrain.strategy,
                   micro_batch=micro_batch or cfg.pretrain.micro_batch, seq_len=cfg.pack.seq_len,
                   checkpointing=checkpointing or cfg.pretrain.activation_checkpointing,
@@ -103,3 +114,37 @@ def not_fit_message(result: dict) -> str:
             f"({mem[term] / 1e9:,.1f} GB, {lay['strategy']}, micro-batch {lay['micro_batch']}, activation "
             f"checkpointing {lay['checkpointing']}). More devices (fsdp shards the states over them), fsdp instead "
             "of ddp, activation checkpointing or a smaller micro-batch reduce it.")
+
+
+def check_fits_run(model, pretrain, seq_len: int, devices: Cluster) -> dict:
+    """`check_fits` for the pretrain stage's own inputs (model and pretrain configs, the pack's seq_len)."""
+    from components.config import PackConfig, TokenizerConfig
+
+    cfg = PipelineConfig(model=model, pretrain=pretrain, pack=PackConfig(seq_len=seq_len),
+                         tokenizer=TokenizerConfig(vocab_size=model.vocab_size))
+    return check_fits(cfg, devices)
+
+
+def detect_gpus(count: int) -> Cluster | None:
+    """`count` devices like the GPU this process sees, or like the Ray cluster's accelerator type; None when
+    neither says which GPU it is (the preflight is then skipped)."""
+    from components.plan.accelerators import ACCELERATORS, from_device_name
+
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            known = from_device_name(props.name)
+            peak = known.peak_flops if known else 0.0
+            return Cluster(Accelerator(props.name, peak, float(props.total_memory), "this machine's GPU"), count)
+        import ray
+
+        if ray.is_initialized():
+            kinds = [k.split(":", 1)[1] for k in ray.cluster_resources() if k.startswith("accelerator_type:")]
+            known = [from_device_name(k) for k in kinds]
+            if len(known) == 1 and known[0] is not None and known[0].name in ACCELERATORS:
+                return Cluster(known[0], count)
+    except Exception:  # detection is best effort: no GPU information means no preflight, never a failure
+        return None
+    return None
