@@ -15,6 +15,7 @@ from rich.table import Table
 from components.presets import PRESETS, ConfigError, load_config
 
 console = Console()
+errors = Console(stderr=True)
 GB = 1e9
 
 
@@ -63,14 +64,14 @@ def plan_command(
         if study:
             result["recommendation"] = _recommendation(study, cfg, result)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
         _print(cfg, result)
     if not result["fits"]:
-        console.print(f"[red]{not_fit_message(result)}[/red]")
+        errors.print(f"[red]{not_fit_message(result)}[/red]")
         raise typer.Exit(2)
 
 
