@@ -58,3 +58,22 @@ def test_device_names_map_to_the_table():
     assert from_device_name("NVIDIA A100-SXM4-40GB").name == "a100-40gb"
     assert from_device_name("NVIDIA GeForce RTX 4090").name == "rtx4090-24gb"
     assert from_device_name("Some Other GPU") is None
+
+
+def test_study_recommendation_for_the_plans_budget(tmp_path):
+    """With --study, the plan prints what the study's laws recommend for the config's C = M·D (here the paper's
+    laws stand in for a finished study's laws.json)."""
+    from components.config import StudyConfig
+    from components.scaling.fit import PAPER, Law
+    from dsllm.cli import app
+
+    laws = {name: Law(coef, exponent).as_dict() for name, (coef, exponent) in PAPER.items()}
+    rules = StudyConfig(head_dim=128, hp_d_model=128, aspect=128)  # shape rules that reach the 7B scale
+    (tmp_path / "laws.json").write_text(json.dumps({"laws": laws, "study": rules.model_dump(mode="json")}))
+    out = CliRunner().invoke(app, ["plan", "-p", "deepseek_7b", "--gpus", "64", "--study", str(tmp_path), "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    rec = result["recommendation"]
+    assert rec["budget"] == result["speed"]["compute"] == pytest.approx(8.46e22, rel=0.01)
+    # the paper's laws at 8.5e22 FLOPs: M_opt ≈ 4e11 FLOPs/token, D_opt ≈ 2e11 tokens, lr ≈ 5e-4
+    assert 1e11 < rec["m"] < 1e12 and 1e11 < rec["tokens"] < 5e11 and 2e-4 < rec["lr"] < 1e-3
