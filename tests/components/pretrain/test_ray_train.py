@@ -111,8 +111,8 @@ def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path)
     seven = deepseek_7b().model
     model = tiny_model(inputs, n_layer=1, d_model=seven.d_model, n_head=seven.n_head, n_kv_head=seven.n_kv_head,
                        d_ffn=seven.d_ffn)
-    train = tiny_train(total_tokens=6 * 128, batch_tokens=128, micro_batch=2, lr=3e-4, warmup_steps=1,
-                       checkpoint_every=3, eval_every=6, val_batches=1, num_workers=2, cpus_per_worker=1,
+    train = tiny_train(total_tokens=8 * 128, batch_tokens=128, micro_batch=2, lr=3e-4, warmup_steps=1,
+                       checkpoint_every=3, eval_every=8, val_batches=1, num_workers=2, cpus_per_worker=1,
                        strategy="fsdp", activation_checkpointing="full", keep_checkpoints=True, max_failures=2)
     killed: dict = {}
     killer = _kill_rank_1_after(tmp_path, 4, killed)
@@ -121,7 +121,7 @@ def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path)
     killer.join(timeout=5)
     assert killed, "the worker was never killed"
     assert _worker(tmp_path, 1)["pid"] != killed["pid"]
-    assert (tmp_path / "ckpt" / "step_00000006" / "dcp").is_dir()
+    assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()
     records = read(tmp_path / "out" / "metrics.jsonl")
-    assert [r["step"] for r in records] == list(range(1, 7))
+    assert [r["step"] for r in records] == list(range(1, 9))
     assert counts["params"] > 190_000_000 and records[-1]["loss"] < records[0]["loss"]
