@@ -7,6 +7,8 @@ Measured in one process run, interleaved (ours, plain, ours, plain, ...) after w
   `torch.optim.AdamW`), on the same batches of a learnable synthetic corpus, from the same weights;
 - where the CPU has no native bf16 (no AMX / AVX512-BF16) the same plain loop in fp32 as well, since
   autocast bf16 is emulated there and an unfair baseline;
+- the peak a training run measures MFU against (`components.plan.peak`: the datasheet on GPUs, the CPU probe
+  cached once per machine in the home), so the benchmark's MFU and the pipeline's can be compared;
 - model FLOP/s = (6·N_params + 12·n_layer·d·l_seq) · tokens / step time (and the FLOPs actually
   executed as matmuls: without the input embedding's 6·V·d, a lookup), as a fraction of the bf16
   matmul peak (the target) and of the best peak of any precision (the honest one where bf16 is
@@ -163,6 +165,14 @@ def probe(args, device: torch.device) -> None:
             print(json.dumps({"peak": _high_water_mark(), "before_steps": before}))
 
 
+def training_peak(dtype: str, device: torch.device) -> dict:
+    """The peak the pretrain stage uses for MFU on this machine (probed and cached once if not yet)."""
+    from components.plan.peak import device_peak
+
+    flops, source = device_peak(getattr(torch, dtype), device, torch.get_num_threads())
+    return {"flops": flops, "source": source}
+
+
 def summary(samples: list[float]) -> dict:
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "samples": samples}
 
@@ -231,6 +241,7 @@ def report(args, device, measured: dict, memory: dict) -> tuple[dict, list[list]
         results[name] = {"step_s": summary(measured["times"][name]), "tokens_per_s": tokens / step_s,
                          "model_flops_per_s": flops, "mfu_vs_bf16_peak": flops / peak["bf16"]["peak"],
                          "mfu_vs_best_peak": flops / best, "matmul_flops_per_s": executed,
+                         "mfu_vs_training_peak": flops / measured["training_peak"]["flops"],
                          "matmul_utilisation_vs_best_peak": executed / best, "final_loss": statistics.fmean(last),
                          "loss_curve": measured["losses"][name], "memory_bytes": memory.get(name)}
         rows.append([name, f"{tokens / step_s:,.0f}", f"{flops / 1e9:,.1f}", f"{100 * flops / peak['bf16']['peak']:.1f}%",
@@ -247,10 +258,11 @@ def report(args, device, measured: dict, memory: dict) -> tuple[dict, list[list]
         "matmul_flops_per_token": measured["matmul_flops_per_token"],
         "ours_precision": measured["ours_dtype"], "compile": args.compile, "warmup": args.warmup,
         "repeats": args.repeats, "steps_per_repeat": args.steps},
-        "matmul_peak_flops": peak, "results": results,
+        "matmul_peak_flops": peak, "training_peak": measured["training_peak"], "results": results,
         "headline": {"tokens_per_s_ratio": ratio, "tokens_per_s_ratio_vs_plain_fp32": fp32_ratio,
                      "ours_mfu_vs_bf16_peak": results["ours"]["mfu_vs_bf16_peak"],
                      "ours_mfu_vs_best_peak": results["ours"]["mfu_vs_best_peak"],
+                     "ours_mfu_vs_training_peak": results["ours"]["mfu_vs_training_peak"],
                      "ours_matmul_utilisation_vs_best_peak": results["ours"]["matmul_utilisation_vs_best_peak"],
                      "plain_mfu_vs_bf16_peak": plain.get("mfu_vs_bf16_peak"),
                      "loss_ours_minus_plain": results["ours"]["final_loss"] - plain["final_loss"] if plain else None}}
@@ -286,6 +298,7 @@ def main() -> None:
     sizes = [4096, 8192] if device.type == "cuda" else ([1024, 2048] if args.quick else [1024, 2048, 4096])
     measured = measure(args, device, sizes)
     peak = measured["peak"]
+    measured["training_peak"] = training_peak(measured["ours_dtype"], device)
     memory = {} if args.no_memory else {which: memory_probe(args, which) for which in measured["times"]}
     result, rows = report(args, device, measured, memory)
     print(json.dumps(result, indent=2))
@@ -302,6 +315,9 @@ def main() -> None:
           f"GFLOP/s), {100 * h['ours_mfu_vs_best_peak']:.1f}% of the best peak "
           f"({max(peak['bf16']['peak'], peak['fp32']['peak']) / 1e9:,.1f} GFLOP/s; executed matmul FLOPs "
           f"{100 * h['ours_matmul_utilisation_vs_best_peak']:.1f}%) · precision {measured['ours_dtype']}")
+    tp = result["training_peak"]
+    print(f"ours MFU {100 * h['ours_mfu_vs_training_peak']:.1f}% of the peak training runs use ({tp['flops'] / 1e9:,.1f} "
+          f"GFLOP/s, {tp['source']})")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=2))

@@ -182,7 +182,13 @@ class PretrainConfig(StageConfig):
     cpus_per_worker: float | None = Field(default=None, gt=0)
     """CPUs each Ray worker reserves (and its torch threads); None = the cluster's CPUs / workers."""
     peak_flops: float | None = Field(default=None, gt=0)
-    """Matmul peak per worker for MFU (FLOP/s); None = measured at the start of each run."""
+    """Matmul peak per worker for MFU (FLOP/s); None = the accelerator's datasheet number on GPUs, and on CPUs
+    a probe measured once per machine on a quiet machine and cached in `<home>/cache/peak.json`."""
+    activation_checkpointing: Literal["none", "full", "selective"] = "none"
+    """Recompute activations in the backward pass instead of holding them (same loss, less memory): `full`
+    checkpoints every decoder layer (keeps only its input, d values per token; about a third more compute),
+    `selective` only each layer's SwiGLU MLP (gate, up, SiLU, product: 4·d_ffn of a layer's ~4·d_ffn + 6·d
+    values per token; recomputes the MLP's matmuls, not the attention). `dsllm plan` shows the memory of each."""
     keep_checkpoints: bool = False
     """Keep the checkpoint directory after the run has been published (else it is removed)."""
 

@@ -89,7 +89,8 @@ def small() -> PipelineConfig:
 
 
 def _deepseek(layers: int, d: int, heads: int, kv: int, ffn: int, batch_seqs: int, lr: float,
-              workers: int, micro: int, sft_epochs: float, sft_lr: float, name: str) -> PipelineConfig:
+              workers: int, micro: int, sft_epochs: float, sft_lr: float, name: str,
+              checkpointing: str = "full") -> PipelineConfig:
     # Architecture, batch, LR and schedule as in DeepSeek LLM (arXiv 2401.02954), Table 2 and §5.1.
     return PipelineConfig(
         preset=name,
@@ -101,7 +102,7 @@ def _deepseek(layers: int, d: int, heads: int, kv: int, ffn: int, batch_seqs: in
         pretrain=PretrainConfig(total_tokens=2_000_000_000_000, batch_tokens=batch_seqs * 4096,
                                 micro_batch=micro, lr=lr, warmup_steps=2000, schedule="multistep",
                                 num_workers=workers, use_gpu=True, strategy="fsdp",
-                                eval_every=1000, checkpoint_every=1000),
+                                eval_every=1000, checkpoint_every=1000, activation_checkpointing=checkpointing),
         # SFT epochs and LR per model size (§5.1); DPO one epoch at 5e-6, batch 512 (8 × 4 × 16), warmup + cosine.
         align=AlignConfig(sft_epochs=sft_epochs, sft_lr=sft_lr, dpo_epochs=1, dpo_lr=5e-6, max_length=4096,
                           batch_size=4, grad_accum=16, num_workers=8, use_gpu=True, bf16=True,
@@ -113,14 +114,17 @@ def _deepseek(layers: int, d: int, heads: int, kv: int, ffn: int, batch_seqs: in
 
 def deepseek_7b() -> PipelineConfig:
     """DeepSeek LLM 7B: 30 layers, d 4096, 32 heads, batch 2304 × 4096, LR 4.2e-4, 2T tokens."""
+    # selective checkpointing (the MLPs) leaves micro-batch 4 room on 80 GB devices (`dsllm plan`); full would
+    # recompute the attention too for memory it does not need
     return _deepseek(30, 4096, 32, 32, 11008, 2304, 4.2e-4, workers=64, micro=4,
-                     sft_epochs=4, sft_lr=1e-5, name="deepseek_7b")
+                     sft_epochs=4, sft_lr=1e-5, name="deepseek_7b", checkpointing="selective")
 
 
 def deepseek_67b() -> PipelineConfig:
     """DeepSeek LLM 67B: 95 layers, d 8192, 64 heads (8 KV), batch 4608 × 4096, LR 3.2e-4, 2T tokens."""
+    # without full checkpointing it does not fit 80 GB devices even at micro-batch 1 (`dsllm plan`)
     return _deepseek(95, 8192, 64, 8, 22016, 4608, 3.2e-4, workers=256, micro=2,
-                     sft_epochs=2, sft_lr=5e-6, name="deepseek_67b")
+                     sft_epochs=2, sft_lr=5e-6, name="deepseek_67b", checkpointing="full")
 
 
 def tiny_study() -> StudyConfig:

@@ -203,6 +203,10 @@ from dsllm.cli_eval import eval_command  # noqa: E402 - sub-command modules impo
 
 app.command("eval")(eval_command)
 
+from dsllm.cli_plan import plan_command  # noqa: E402
+
+app.command("plan")(plan_command)
+
 
 def main() -> None:
     """The `dsllm` command: expected failures print one paragraph and exit 2, tracebacks go to the home's logs."""

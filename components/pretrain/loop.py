@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from components.config import ModelConfig, PretrainConfig
-from components.model import accounting, build_model, count_parameters, model_flops_per_token
+from components.model import (
+    accounting,
+    apply_activation_checkpointing,
+    build_model,
+    count_parameters,
+    model_flops_per_token,
+)
 from components.pretrain import checkpoint
 from components.pretrain.data import Pack, TrainOrder, val_windows
 from components.pretrain.optim import MasterAdamW
@@ -28,7 +34,6 @@ from components.pretrain.runtime import (
     all_sum,
     compute_dtype,
     fsdp_layer,
-    matmul_peak,
     place,
     wrap,
 )
@@ -49,6 +54,9 @@ class RunSpec:
     mlflow_uri: str | None = None
     mlflow_run_id: str | None = None
     threads: int | None = None
+    peak_flops: float | None = None
+    """Per-worker matmul peak resolved once by the driver (the cached CPU probe); None = resolve in the worker."""
+    peak_source: str = ""
 
     @property
     def model_cfg(self) -> ModelConfig:
@@ -78,6 +86,7 @@ class Run:
         self.lm = build_model(spec.model_cfg, seed=cfg.seed, device=self.where.device,
                               dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
+        apply_activation_checkpointing(self.lm, cfg.activation_checkpointing)
         if cfg.compile:
             for layer in self.lm.model.layers:
                 layer.compile()
@@ -87,6 +96,8 @@ class Run:
                                     cfg.min_lr_ratio)
         self.step, self.tokens = 0, 0
         self.flops_per_token = model_flops_per_token(spec.model_cfg, spec.seq_len, self.params["total"])
+        self.matmul_flops_per_token = executed_matmul_flops(spec.model_cfg, spec.seq_len, self.params["total"],
+                                                            cfg.activation_checkpointing)
 
     # ---- one optimizer step ------------------------------------------------------------------
     def _micro_batch(self, micro: int) -> torch.Tensor:
@@ -199,7 +210,25 @@ class Run:
                 "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type,
                 "run.threads": torch.get_num_threads(), "run.omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
-    def peak_flops(self) -> float:
-        """The matmul peak of all workers together (probed on this worker, assumed alike)."""
-        override = self.spec.cfg.peak_flops
-        return (override or matmul_peak(self.dtype, self.where.device)) * self.where.world
+    def peak_flops(self) -> tuple[float, str]:
+        """(matmul peak of all workers together, its source): the config's, the driver's (a cached CPU probe), or
+        the datasheet's on a known GPU; never a probe under this run's own load (see components.plan.peak)."""
+        if self.spec.cfg.peak_flops:
+            return self.spec.cfg.peak_flops * self.where.world, "config"
+        if self.spec.peak_flops:
+            return self.spec.peak_flops * self.where.world, self.spec.peak_source
+        from components.plan.peak import device_peak
+
+        peak, source = device_peak(self.dtype, self.where.device, torch.get_num_threads())
+        return peak * self.where.world, source
+
+
+def executed_matmul_flops(model: ModelConfig, seq_len: int, params: int, checkpointing: str) -> int:
+    """Matmul FLOPs a step executes per token: the MFU numerator without the input embedding (a lookup, no
+    matmul) and with the forward passes that activation checkpointing runs again."""
+    from components.plan.memory import layer_params
+
+    embedding = 0 if model.tie_embeddings else 6 * model.vocab_size * model.d_model
+    recompute = {"none": 0, "selective": 6 * model.d_model * model.d_ffn * model.n_layer,
+                 "full": 2 * model.n_layer * layer_params(model) + 4 * model.n_layer * model.d_model * seq_len}
+    return model_flops_per_token(model, seq_len, params) - embedding + recompute[checkpointing]

@@ -65,6 +65,23 @@ class MetricsSink:
         self._pending, self._last_flush = [], time.monotonic()
 
 
+class ImpossibleMFU(RuntimeError):
+    """Model FLOPs utilisation above 100%: the peak or the FLOP count is wrong (a bug, not a fast run)."""
+
+
+def utilisation(flops_per_token: float, tokens_per_s: float, peak: float, source: str, trusted: bool = True) -> float:
+    """flops_per_token · tokens_per_s / peak; above 1 raises `ImpossibleMFU` when the peak is a trusted one
+    (datasheet, config, a probe on a quiet machine). A probe taken on a busy machine may read low: then the
+    value is returned and the record says which peak it is against."""
+    value = flops_per_token * tokens_per_s / peak
+    if value > 1.0 and trusted:
+        raise ImpossibleMFU(f"utilisation {value:.1%} exceeds 100% of the peak ({peak:.4g} FLOP/s, {source}) at "
+                            f"{tokens_per_s:,.0f} tokens/s × {flops_per_token:.4g} FLOPs/token: the peak or the FLOP "
+                            "count is wrong. Set pretrain.peak_flops to the device's real peak, or remove "
+                            "<home>/cache/peak.json to probe the CPU again on a quiet machine.")
+    return value
+
+
 def _flat(record: dict) -> dict[str, float]:
     """The numeric fields of a record as MLflow metric names (val losses as val_loss/<bucket>)."""
     out = {}

@@ -18,7 +18,8 @@ from components.pretrain.trainer import pretrain
 
 NAME, VERSION = "pretrain", 2  # 2: initial weights changed
 NOT_IN_KEY = {"eval_every", "checkpoint_every", "val_batches", "num_workers", "use_gpu", "strategy", "micro_batch",
-              "compile", "max_failures", "cpus_per_worker", "peak_flops", "keep_checkpoints"}
+              "compile", "max_failures", "cpus_per_worker", "peak_flops", "keep_checkpoints",
+              "activation_checkpointing"}
 """Fields that change how the run is laid out or watched, not the trained model (up to float rounding)."""
 
 

@@ -45,6 +45,11 @@ def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir:
     check_seq_len(seq_len, pack)
     tokenizer = check_tokenizer(Path(tokenizer_dir), model)
     steps = check_batch(cfg, pack.seq_len)
+    if cfg.use_gpu:  # a config that cannot fit the GPUs fails here, before any worker starts
+        from components.plan.planner import check_fits_run, detect_gpus
+
+        if (devices := detect_gpus(max(cfg.num_workers, 1))) is not None:
+            check_fits_run(model, cfg, pack.seq_len, devices)
     ids = {"bos_id": _id(tokenizer.bos_token_id, pack.bos_id), "eos_id": _id(tokenizer.eos_token_id, pack.eos_id),
            "pad_id": _id(tokenizer.pad_token_id, pack.pad_id)}
     uri = os.environ.get("MLFLOW_TRACKING_URI") or Home.resolve().mlflow_uri
@@ -73,6 +78,8 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
     if cfg.num_workers or cfg.cpus_per_worker:  # torch threads = the CPUs this worker holds
         cpus = scaling.resources_per_worker.get("CPU", 1) if cfg.num_workers else cfg.cpus_per_worker
         spec.threads = max(1, round(cpus))
+    if not cfg.use_gpu and not cfg.peak_flops:  # the MFU peak: probed once per machine, here, before any load
+        spec.peak_flops, spec.peak_source = driver_cpu_peak(spec)
     trainer = TorchTrainer(
         train_loop, train_loop_config=asdict(spec), scaling_config=scaling,
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
@@ -89,6 +96,17 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
             raise failures.plain_error(exc, Path(spec.ckpt_dir)) from exc
     if getattr(result, "error", None):
         raise failures.plain_error(result.error, Path(spec.ckpt_dir)) from result.error
+
+
+def driver_cpu_peak(spec: RunSpec) -> tuple[float, str]:
+    """The CPU peak for MFU from the home's cache (probed there once per machine; components.plan.peak)."""
+    import torch
+
+    from components.plan.peak import device_peak
+    from components.pretrain.runtime import compute_dtype
+
+    cpu = torch.device("cpu")
+    return device_peak(compute_dtype(spec.cfg.precision, cpu), cpu, spec.threads)
 
 
 def worker_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from components.pretrain import checkpoint
 from components.pretrain.loop import Run, RunSpec
-from components.pretrain.metrics import MetricsSink
+from components.pretrain.metrics import MetricsSink, utilisation
 
 FINAL = "final"
 
@@ -30,16 +30,21 @@ def train_loop(config: dict) -> None:
     rank0 = run.where.rank == 0
     sink = MetricsSink(root / "metrics.jsonl", spec.mlflow_uri, spec.mlflow_run_id) if rank0 else None
     run.resume()
+    peak, source = run.peak_flops() if rank0 else (0.0, "")
+    trusted = "busy" not in source  # a CPU probe taken under load may read low (components.plan.peak)
     if sink:
         sink.truncate(run.step)
-        sink.params(run.describe())
-    peak = run.peak_flops() if rank0 else 0.0
+        sink.params({**run.describe(), "run.peak_flops": peak, "run.peak_source": source})
     record: dict = {"step": run.step, "tokens": run.tokens}
     while run.step < spec.total_steps:
         record = run.train_step()
         checkpoint.heartbeat(root, run.where.rank, run.step)
         last = run.step == spec.total_steps
-        record.update(time=time.time(), mfu=run.flops_per_token * record["tokens_per_s"] / peak if peak else 0.0)
+        if peak:
+            record.update(mfu=utilisation(run.flops_per_token, record["tokens_per_s"], peak, source, trusted),
+                          matmul_utilisation=utilisation(run.matmul_flops_per_token, record["tokens_per_s"], peak,
+                                                         source, trusted))
+        record["time"] = time.time()
         evaluate = run.step % cfg.eval_every == 0 or last
         save = run.step % cfg.checkpoint_every == 0 or last
         if evaluate:

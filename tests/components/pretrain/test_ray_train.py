@@ -1,6 +1,7 @@
 """Pretraining on a real two-node Ray cluster on loopback (one CPU per node): DDP with one worker on
-each node, and FSDP recovering from a killed worker through its sharded checkpoint (the DDP/local
-checkpoint path is resumed in test_train_local)."""
+each node, FSDP with activation checkpointing recovering from a killed worker through its sharded
+checkpoint (the DDP/local checkpoint path is resumed in test_train_local), and the deepseek_7b layer
+width trained, killed and resumed the same way."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_killed_fsdp_worker_resumes_from_last_checkpoint(cluster, inputs, tmp_pa
     killer = threading.Thread(target=kill_rank_1, daemon=True)
     killer.start()
     counts = _train(inputs, tmp_path, num_workers=2, cpus_per_worker=1, strategy="fsdp", keep_checkpoints=True,
-                    max_failures=2, **LONG)
+                    max_failures=2, activation_checkpointing="full", **LONG)
     killer.join(timeout=5)
     assert killed, "the worker was never killed"
     assert _worker(tmp_path, 1)["pid"] != killed["pid"]  # a new worker finished the run
@@ -88,3 +89,39 @@ def test_killed_fsdp_worker_resumes_from_last_checkpoint(cluster, inputs, tmp_pa
     steps = [r["step"] for r in read(tmp_path / "out" / "metrics.jsonl")]
     assert steps == list(range(1, 61))  # the steps after the checkpoint were redone, not duplicated
     assert counts["final_loss"] == pytest.approx(reference["final_loss"], rel=0.02)
+
+
+def _kill_rank_1_after(folder, step: int, killed: dict) -> threading.Thread:
+    def kill():
+        info = wait_for(lambda: (w := _worker(folder, 1)) and w["step"] >= step and w, timeout=1800)
+        os.kill(info["pid"], signal.SIGKILL)
+        killed.update(info)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path):
+    """One decoder layer of deepseek_7b's exact shape (d 4096, 32 heads, d_ffn 11008; ~200M parameters) with
+    the fixtures' small vocabulary, sharded over 2 CPU workers with full activation checkpointing: trains,
+    checkpoints (DCP), loses rank 1 to SIGKILL, resumes and finishes."""
+    from components.presets import deepseek_7b
+
+    seven = deepseek_7b().model
+    model = tiny_model(inputs, n_layer=1, d_model=seven.d_model, n_head=seven.n_head, n_kv_head=seven.n_kv_head,
+                       d_ffn=seven.d_ffn)
+    train = tiny_train(total_tokens=8 * 128, batch_tokens=128, micro_batch=2, lr=3e-4, warmup_steps=1,
+                       checkpoint_every=3, eval_every=8, val_batches=1, num_workers=2, cpus_per_worker=1,
+                       strategy="fsdp", activation_checkpointing="full", keep_checkpoints=True, max_failures=2)
+    killed: dict = {}
+    killer = _kill_rank_1_after(tmp_path, 4, killed)
+    counts = pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
+                      progress=False)
+    killer.join(timeout=5)
+    assert killed, "the worker was never killed"
+    assert _worker(tmp_path, 1)["pid"] != killed["pid"]
+    assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()
+    records = read(tmp_path / "out" / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 9))
+    assert counts["params"] > 190_000_000 and records[-1]["loss"] < records[0]["loss"]
