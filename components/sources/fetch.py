@@ -8,7 +8,6 @@ corrupt download never leaves a poisoned cache entry, and a cached file needs no
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from components.faults import disk_full, is_disk_full
 from components.home import Home
+from components.integrity import sha256_file
 
 
 class ChecksumError(RuntimeError):
@@ -38,12 +38,7 @@ class Archive:
     filename: str
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file  # one streaming hash for downloads and artifacts
 
 
 def cached_path(archive: Archive, home: Home | None = None) -> Path:
