@@ -54,10 +54,10 @@ def ray_resources() -> dict[str, float]:
 
 
 def model_params(model: Any) -> int:
-    """Parameters of a LLaMA-style decoder (attention with GQA, SwiGLU, untied embeddings); analytic."""
-    d, kv = model.d_model, model.d_model * model.n_kv_head // model.n_head
-    layer = 2 * d * d + 2 * d * kv + 3 * d * model.d_ffn + 2 * d
-    return model.n_layer * layer + 2 * model.vocab_size * d + d
+    """Parameters of the model (the planner's analytic count)."""
+    from components.plan.memory import total_params
+
+    return total_params(model)
 
 
 def worker_cpus(cfg: Any, cluster_cpus: float) -> float:

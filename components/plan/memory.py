@@ -52,6 +52,12 @@ def total_params(m: ModelConfig) -> int:
     return m.n_layer * layer_params(m) + root_params(m)
 
 
+def recompute_flops(m: ModelConfig, seq_len: int, checkpointing: str) -> int:
+    """Forward FLOPs per token that activation checkpointing runs again (the MLP for selective, the layer for full)."""
+    return {"none": 0, "selective": 6 * m.d_model * m.d_ffn * m.n_layer,
+            "full": 2 * m.n_layer * layer_params(m) + 4 * m.n_layer * m.d_model * seq_len}[checkpointing]
+
+
 def layer_activation_bytes(m: ModelConfig, p: int) -> int:
     """What one decoder layer saves for the backward, per token (bytes)."""
     d, kv = m.d_model, m.d_model * m.n_kv_head // m.n_head

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.config import PipelineConfig
-from components.model import flops_per_token
+from components.model import flops_per_token, model_flops_per_token
 from components.plan.accelerators import Accelerator
-from components.plan.memory import Layout, breakdown, layer_params, total_params
+from components.plan.memory import Layout, breakdown, recompute_flops, total_params
 
 RESERVE = 0.10
 """Share of device memory kept free for the CUDA context, communication buffers and fragmentation."""
@@ -70,9 +70,8 @@ def largest_micro_batch(cfg: PipelineConfig, cluster: Cluster, base: Layout, div
 def speed(cfg: PipelineConfig, cluster: Cluster, mfu: float, checkpointing: str) -> dict:
     """Tokens/s at `mfu`, the FLOPs executed with recomputation, and time and device-hours to the tokens."""
     m, seq = cfg.model, cfg.pack.seq_len
-    model_flops = 6 * total_params(m) + 12 * m.n_layer * m.d_model * seq
-    recompute = {"none": 0, "selective": 2 * 3 * m.d_model * m.d_ffn * m.n_layer,
-                 "full": 2 * m.n_layer * layer_params(m) + 4 * m.n_layer * m.d_model * seq}[checkpointing]
+    model_flops = model_flops_per_token(m, seq, total_params(m))
+    recompute = recompute_flops(m, seq, checkpointing)
     tokens_per_s = mfu * cluster.accelerator.peak_flops * cluster.count / model_flops
     seconds = cfg.pretrain.total_tokens / tokens_per_s
     return {"mfu": mfu, "model_flops_per_token": model_flops, "executed_flops_per_token": model_flops + recompute,

@@ -226,9 +226,7 @@ class Run:
 def executed_matmul_flops(model: ModelConfig, seq_len: int, params: int, checkpointing: str) -> int:
     """Matmul FLOPs a step executes per token: the MFU numerator without the input embedding (a lookup, no
     matmul) and with the forward passes that activation checkpointing runs again."""
-    from components.plan.memory import layer_params
+    from components.plan.memory import recompute_flops
 
     embedding = 0 if model.tie_embeddings else 6 * model.vocab_size * model.d_model
-    recompute = {"none": 0, "selective": 6 * model.d_model * model.d_ffn * model.n_layer,
-                 "full": 2 * model.n_layer * layer_params(model) + 4 * model.n_layer * model.d_model * seq_len}
-    return model_flops_per_token(model, seq_len, params) - embedding + recompute[checkpointing]
+    return model_flops_per_token(model, seq_len, params) - embedding + recompute_flops(model, seq_len, checkpointing)

@@ -85,6 +85,7 @@ def data_section(lineage: Lineage, store: ArtifactStore) -> list[str]:
     dedup, filt, decon = data.get("dedup", {}), data.get("filter", {}), data.get("decontam", {})
     if data:
         dropped, missing = numeric_total(decon)
+        missing = data.get("decontam_unavailable") or missing  # older artifacts: strings in decontam
         lines += [f"Cleaning: {numeric_total(filt)[0]} documents filtered, {dedup.get('exact_removed', 0)} exact and "
                   f"{dedup.get('near_removed', 0)} near duplicates removed, {dropped} contaminated "
                   f"documents dropped; {data.get('output', {}).get('documents', '–')} documents kept.", ""]

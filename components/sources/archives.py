@@ -51,14 +51,3 @@ def package_dir(name: str, home: Home | None = None, progress: bool = False) -> 
     """The extracted tree of the pinned archive `name` (downloaded, verified and cached once)."""
     return extract(archive(name), home, progress=progress)
 
-
-def shared_benchmarks() -> Path:
-    """`$DSLLM_BENCHMARKS` (the optional extras folder; see `benchmarks.py`). Never a default beside the
-    checkout: FileNotFoundError (`benchmarks.NotAvailable`) saying how to provide it when unset."""
-    from components.sources.benchmarks import ENV, benchmarks_dir, how_to_get
-
-    path = benchmarks_dir()
-    if path is None:
-        raise FileNotFoundError(f"{ENV} is not set: the optional GSM8K train, C-Eval and CMMLU files are not "
-                                f"available; {how_to_get('gsm8k')}.")
-    return path

@@ -7,7 +7,6 @@ mode registered it. A second test starts the server as older homes had it (artif
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
@@ -24,14 +23,11 @@ from dsllm.services import Settings, procs
 from dsllm.services.specs import argv_for, env_for, healthy
 from flows import tracking
 from tests.components.registry.fixtures import build_lineage, evaluation, with_scores
+from tests.ui.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 CHAT = "dsllm-chat"
-
-
-def _free_port() -> int:
-    return next(p for p in random.sample(range(20000, 32000), 200) if procs.port_free(p))
 
 
 class MlflowServer:
@@ -41,7 +37,7 @@ class MlflowServer:
         self.legacy, self.pid = legacy, None
 
     def up(self, mp: pytest.MonkeyPatch) -> None:
-        mp.setenv("DSLLM_MLFLOW_PORT", str(_free_port()))
+        mp.setenv("DSLLM_MLFLOW_PORT", str(free_port()))
         s = Settings.resolve()
         argv = argv_for("mlflow", s)
         if self.legacy:  # before this home fix: no file:// default root, so new experiments got mlflow-artifacts:/

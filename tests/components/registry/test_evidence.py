@@ -82,3 +82,15 @@ def test_card_lists_sets_that_were_not_available(registry):
     assert "3 contaminated documents dropped" in text
     assert "Not decontaminated against (evaluation sets not available when the data was built): ceval, cmmlu." in text
     assert card.numeric_total({"gsm8k": 2, "not_available": ["math", "ceval"]}) == (2, ["ceval", "math"])
+
+
+def test_card_lists_the_data_stages_unavailable_sets(registry):
+    """The data stage's own form: numbers in `decontam`, the sets it could not use in `decontam_unavailable`."""
+    from components.registry.lineage import walk
+
+    lineage = walk(registry.uris["dpo"], registry.store)
+    counts = lineage.manifests["data"]["counts"]
+    counts["decontam"], counts["decontam_unavailable"] = {"gsm8k": 3, "mmlu": 1}, ["ceval", "cmmlu"]
+    text = "\n".join(card.data_section(lineage, registry.store))
+    assert "4 contaminated documents dropped" in text
+    assert "Not decontaminated against (evaluation sets not available when the data was built): ceval, cmmlu." in text
