@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= small
 PYTEST_ARGS ?=
 
-.PHONY: install pipeline test test-unit up down status deploy demo demo-check bench lint clean-venv
+.PHONY: install pipeline test test-gpu test-unit up down status deploy demo demo-check bench lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ pipeline: install
 test: install
 	$(BIN)/python -m pytest -m "not gpu and not own_process" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "own_process and not gpu" $(PYTEST_ARGS)
+
+# The gpu tier on a machine with a CUDA device (tests/gpu: pretraining with FSDP + activation checkpointing through
+# Ray Train, MFU and memory at the 7B width, SFT/DPO steps, batched demo decoding); measured numbers to gpu-report.jsonl.
+test-gpu: install
+	DSLLM_GPU_REPORT=$${DSLLM_GPU_REPORT:-gpu-report.jsonl} $(BIN)/python -m pytest -m gpu -v $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

@@ -320,6 +320,10 @@ class RegistryConfig(StageConfig):
     approval_timeout_s: int = Field(default=86_400, ge=10, le=30 * 86_400)
     """How long a paused flow waits for the approval form before it fails (seconds)."""
 
+    def bpb_bar_for(self, name: str) -> bool:
+        """Whether the trivial bpb bar applies to registered model `name` (the chat model only with chat_bpb_bar)."""
+        return name != self.chat_model or self.chat_bpb_bar
+
     @model_validator(mode="after")
     def _names_and_metrics(self) -> RegistryConfig:
         if self.base_model == self.chat_model:

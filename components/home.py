@@ -144,10 +144,13 @@ def export_env(home: Home | None = None) -> Home:
 
 
 def quiet_telemetry() -> None:
-    """Turn every library's usage reporting off unless the user set it explicitly."""
+    """Turn every library's usage reporting off unless the user set it explicitly, and Hub kernels too:
+    transformers >= 5.25 fetches compute kernels (remote code) from the Hub for models it loads on a GPU,
+    which fails offline (seen on an H200) and would swap the model code the project measured."""
     for key, value in {
         "MLFLOW_DISABLE_TELEMETRY": "true", "GRADIO_ANALYTICS_ENABLED": "False",
         "RAY_USAGE_STATS_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false",
+        "USE_HUB_KERNELS": "NO",
     }.items():
         os.environ.setdefault(key, value)

@@ -66,7 +66,7 @@ def register_model(kind: str, model_uri: str, evaluation: str | None, expected: 
 @task(cache_policy=NONE)
 def check_model(name: str, version: str, thresholds: dict[str, float], cfg: RegistryConfig) -> GateDecision:
     return registry.check(name, version, thresholds, cfg.tolerance, alpha=cfg.alpha, min_items=cfg.min_shared_items,
-                          trivial=cfg.better_than_trivial, bpb_bar=name != cfg.chat_model or cfg.chat_bpb_bar)
+                          trivial=cfg.better_than_trivial, bpb_bar=cfg.bpb_bar_for(name))
 
 
 @task(cache_policy=NONE)

@@ -88,7 +88,8 @@ def pytest_collection_modifyitems(config, items):
     try:
         import torch
 
-        has_gpu = torch.cuda.is_available()
+        # DSLLM_GPU_TIER_ON_CPU=1: a dry run of the GPU tier's code paths on the CPU (tests/gpu)
+        has_gpu = torch.cuda.is_available() or os.environ.get("DSLLM_GPU_TIER_ON_CPU") == "1"
     except ImportError:
         has_gpu = False
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -173,10 +173,21 @@ def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: fl
     return dict(output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
                 per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                 warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", use_cpu=not cfg.use_gpu,
-                bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
+                bf16=cfg.bf16, **checkpointing_arg(cfg.gradient_checkpointing),
                 logging_steps=max(1, total_steps // 100), **evals, **save,
                 save_only_model=True, save_total_limit=1, report_to="none", seed=cfg.seed,
                 disable_tqdm=True, ddp_find_unused_parameters=False, dataloader_num_workers=0)
+
+
+def checkpointing_arg(enabled: bool) -> dict:
+    """Activation checkpointing under the name the installed transformers knows: `activation_checkpointing`
+    since 5.25, `gradient_checkpointing` before (pyproject admits any 5.x)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
@@ -189,7 +200,7 @@ def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
     for conf in (model.config, model.generation_config):
         conf.eos_token_id, conf.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     if cfg.use_gpu:  # scoring and sample replies before training run on the GPU too
-        import ray.train.torch
+        from components.pretrain.runtime import place
 
-        model.to(ray.train.torch.get_device())
+        model.to(place(True).device)
     return model

@@ -83,7 +83,7 @@ def states(m: ModelConfig, layout: Layout) -> dict[str, float]:
     """Parameters, gradients, optimizer states and (FSDP) gather buffers per device (bytes)."""
     n, p, w = total_params(m), layout.compute_bytes, layout.devices
     master = 4 if p < 4 else 0
-    if layout.strategy == "ddp" or w == 1:
+    if layout.strategy == "ddp":  # FSDP shards on one device too (the loop keeps its fp32 shards)
         return {"parameters": p * n, "gradients": (p + master) * n, "optimizer": (8 + master) * n,
                 "fsdp_buffers": 0.0}
     gathered = p * (root_params(m) + 2 * layer_params(m)) + (p + 4) * layer_params(m)

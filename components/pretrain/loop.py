@@ -76,7 +76,7 @@ class Run:
             torch.set_num_threads(spec.threads)
         self.where = place(cfg.use_gpu)
         self.dtype = compute_dtype(cfg.precision, self.where.device)
-        self.sharded = self.where.distributed and cfg.strategy == "fsdp"
+        self.sharded = self.where.sharded(cfg.strategy)
         self.global_seqs = cfg.batch_tokens // spec.seq_len
         self.accum = self.global_seqs // (cfg.micro_batch * self.where.world)
         pack = Pack.open(spec.pack_dir)

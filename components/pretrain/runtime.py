@@ -26,16 +26,27 @@ class Place:
 
     @property
     def distributed(self) -> bool:
-        return self.world > 1 and dist.is_available() and dist.is_initialized()
+        return self.world > 1 and process_group()
+
+    def sharded(self, strategy: str) -> bool:
+        """FSDP whenever it is asked for and a process group exists, one worker included (a single GPU then
+        runs the same sharded code path as a cluster)."""
+        return strategy == "fsdp" and process_group()
+
+
+def process_group() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 def in_ray_train() -> bool:
     """True inside a Ray Train worker (or its local mode): a training session is active here."""
     try:  # Ray Train V2 (2.60) sets these utilities up in every training function, local mode included
         from ray.train.v2._internal.execution.train_fn_utils import get_train_fn_utils
-    except ImportError:  # another Ray layout: a Ray worker process is the best sign there is
-        import ray
-
+    except ImportError:  # another Ray layout (a Ray worker process is the best sign there is), or no Ray at all
+        try:
+            import ray
+        except ImportError:
+            return False
         return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
     try:
         get_train_fn_utils()
@@ -62,12 +73,11 @@ def place(use_gpu: bool) -> Place:
     """This worker's rank, world size and device (Ray Train sets up the process group)."""
     rank, world = rank_and_world()
     if use_gpu and torch.cuda.is_available():
-        try:
+        device = torch.device("cuda", torch.cuda.current_device())
+        if in_ray_train():  # Ray Train gives each worker its own GPU
             import ray.train.torch
 
             device = ray.train.torch.get_device()
-        except Exception:
-            device = torch.device("cuda", 0)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
@@ -153,10 +163,10 @@ def fsdp_layer(dtype: torch.dtype):
 
 def wrap(net: CausalLMLoss, where: Place, strategy: str, dtype: torch.dtype) -> nn.Module:
     """DDP, or FSDP2 at the root (the decoder layers are sharded as the model is built)."""
+    if where.sharded(strategy):
+        return fsdp_layer(dtype)(net)
     if not where.distributed:
         return net
-    if strategy == "fsdp":
-        return fsdp_layer(dtype)(net)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [where.device] if where.device.type == "cuda" else None

@@ -70,3 +70,11 @@ def test_fields_have_docstrings():
         if isinstance(cls, type) and issubclass(cls, module.StageConfig) and cls is not module.StageConfig:
             undocumented = [n for n, f in cls.model_fields.items() if not f.description]
             assert not undocumented or cls is PipelineConfig, f"{cls.__name__}: {undocumented}"
+
+
+def test_only_the_tiny_chat_model_is_exempt_from_the_bpb_bar():
+    from components.presets import preset
+
+    tiny, small = preset("tiny").registry, preset("small").registry
+    assert not tiny.bpb_bar_for(tiny.chat_model) and tiny.bpb_bar_for(tiny.base_model)
+    assert small.bpb_bar_for(small.chat_model) and small.bpb_bar_for(small.base_model)

@@ -111,3 +111,14 @@ def test_generate_reports_eos_and_role_tokens(base, tok):
     for r in replies:  # a random model: it rarely stops, but the bookkeeping must be consistent
         assert len(r["ids"]) <= 5 and r["stopped_at_eos"] == (r["ids"][-1] == tok.eos_token_id)
         assert r["role_tokens"] == sum(i in role_token_ids(tok) for i in r["ids"])
+
+
+def test_checkpointing_argument_is_one_the_installed_transformers_accepts(tmp_path):
+    from transformers import TrainingArguments
+
+    from components.align.runner import checkpointing_arg
+
+    arg = checkpointing_arg(True)
+    assert list(arg.values()) == [True]
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", **arg)
+    assert getattr(args, next(iter(arg))) is True
