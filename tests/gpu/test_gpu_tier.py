@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 import torch
 
 from tests.components.pretrain.fixtures import documents, make_pack, make_tokenizer
+from tests.components.pretrain.raycluster import free_port
 
 ON_CPU = os.environ.get("DSLLM_GPU_TIER_ON_CPU") == "1"
 CUDA = torch.cuda.is_available() and not ON_CPU
@@ -78,18 +78,12 @@ def test_small_preset_pretrains_in_bf16_with_fsdp_and_checkpointing_through_ray(
     assert (tmp_path / "out" / "hf" / "config.json").is_file()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def process_group():
     """A one-process group (nccl on the GPU, gloo on the CPU), so FSDP shards as it would on a cluster."""
     import torch.distributed as dist
 
-    dist.init_process_group("nccl" if CUDA else "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}",
+    dist.init_process_group("nccl" if CUDA else "gloo", init_method=f"tcp://127.0.0.1:{free_port()}",
                             rank=0, world_size=1)
     yield
     dist.destroy_process_group()
