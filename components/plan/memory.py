@@ -36,6 +36,7 @@ class Layout:
     seq_len: int
     checkpointing: str = "none"  # none | full | selective
     compute_bytes: int = 2  # 2 = bf16 compute, 4 = fp32
+    device_type: str = "cpu"  # cuda | cpu: the loss head's chunk size differs (components.pretrain.loss)
 
 
 def layer_params(m: ModelConfig) -> int:
@@ -72,7 +73,7 @@ def activations(m: ModelConfig, layout: Layout) -> dict[str, float]:
                         "selective": (full - mlp, mlp)}[layout.checkpointing]
     head_tokens = 4 * m.d_model + 2 * p * m.d_model + 4 + 8
     held = tokens * (m.n_layer * kept + head_tokens) + 4 * m.vocab_size * m.d_model
-    rows = min(tokens, chunk_rows(m.vocab_size))
+    rows = min(tokens, chunk_rows(m.vocab_size, layout.device_type))
     head_work = rows * m.vocab_size * (p + 4 + (4 if p < 4 else 0))  # logits, fp32 upcast, fp32 log-softmax
     layer_work = tokens * (recomputed + 2 * p * m.d_model + 4 * m.d_model)  # one layer's backward in flight
     forward, backward = held + head_work, held + layer_work

@@ -51,7 +51,7 @@ def layout(cfg: PipelineConfig, cluster: Cluster, micro_batch: int | None = None
     return Layout(devices=cluster.count, strategy=strategy or cfg.pretrain.strategy,
                   micro_batch=micro_batch or cfg.pretrain.micro_batch, seq_len=cfg.pack.seq_len,
                   checkpointing=checkpointing or cfg.pretrain.activation_checkpointing,
-                  compute_bytes=2 if bf16 else 4)
+                  compute_bytes=2 if bf16 else 4, device_type="cpu" if cluster.accelerator.name == "cpu" else "cuda")
 
 
 def largest_micro_batch(cfg: PipelineConfig, cluster: Cluster, base: Layout, divides: bool = False) -> int:

@@ -145,7 +145,8 @@ def test_7b_width_mfu_and_memory_against_the_planner(corpus, process_group, tmp_
         peak, source = run.peak_flops()
         tokens_per_s = statistics.median(s["tokens_per_s"] for s in steps[2:])
         model, cfg = run.spec.model_cfg, run.spec.cfg
-        layout = Layout(1, "fsdp", cfg.micro_batch, run.spec.seq_len, mode, 2 if CUDA else 4)
+        layout = Layout(1, "fsdp", cfg.micro_batch, run.spec.seq_len, mode, 2 if CUDA else 4,
+                        "cuda" if CUDA else "cpu")
         # what a step adds on top of the resident shards: activations and FSDP's gathered weights and gradients
         planned = activations(model, layout)["peak"] + states(model, layout)["fsdp_buffers"]
         act = _activation_peak(run) if CUDA else planned
