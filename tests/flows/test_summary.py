@@ -58,9 +58,9 @@ def test_summary_lists_stages_verdicts_demo_and_urls(registry, monkeypatch):
 
 
 def test_until_accepts_exactly_the_flow_stages():
-    from flows.pipeline import STEPS
+    from flows.pipeline import BUILDS, REGISTER
 
-    assert PIPELINE_STAGES == (*STEPS, "register")
+    assert PIPELINE_STAGES == (*(step.stage for step in BUILDS), REGISTER.stage) == (*PIPELINE_STAGES[:-1], "register")
     assert check_until("register") == "register"
     with pytest.raises(ValueError, match="Did you mean 'register'"):
         check_until("registr")
