@@ -28,7 +28,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 from components.faults import is_deterministic
-from dsllm.services.specs import REPO, TRAINING_TAG
+from components.services.specs import REPO, TRAINING_TAG
 
 NETWORK_STAGES = frozenset({"corpus", "registered_model"})
 """Stages that download (registry archives, MLflow models): transient failures are likely, so retry more."""

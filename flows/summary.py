@@ -136,8 +136,8 @@ def _why_not(mv) -> str:
 
 def demo_line(mc, name: str = CHAT) -> str:
     """What the demo serves now (when it runs) and why; else what `dsllm demo deploy` would serve."""
+    from components.services import demo as demo_proc
     from components.serving.config import DemoConfig
-    from dsllm.services import demo as demo_proc
 
     cfg = DemoConfig.resolve()
     state = demo_proc.served(cfg, timeout=2.0)

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from dsllm.services import ServiceError, Settings, client_env, down, procs, status, up
+from components.services import ServiceError, Settings, client_env, down, procs, status, up
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from components.home import Home, quiet_telemetry
-from dsllm.services import procs
+from components.services import procs
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "dsllm-process"

@@ -17,8 +17,8 @@ from filelock import FileLock
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dsllm.services import procs
-from dsllm.services.specs import (
+from components.services import procs
+from components.services.specs import (
     POOL,
     PORT_ENV,
     SERVERS,
