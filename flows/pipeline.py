@@ -19,11 +19,10 @@ Stage = Literal[PIPELINE_STAGES]  # the Prefect form's choices: the same list th
 BUILDS, REGISTER = PIPELINE[:-1], PIPELINE[-1]  # the steps that build artifacts, then register
 
 
-def register(step: Step, cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, str]:
-    """Register base and chat models, gate them; {name: models:/name/version} (the demo serves @approved)."""
+def register(step: Step, cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, dict]:
+    """Register base and chat models and gate them; {name: the gate's summary} (the demo serves @approved)."""
     inputs = {f"{name}_uri": uri for name, uri in step.input_uris(uris).items()}
-    decisions = register_and_gate(**inputs, cfg=step.config(cfg))
-    return {name: f"models:/{name}/{d['version']}" for name, d in decisions.items()}
+    return {name: d["summary"] for name, d in register_and_gate(**inputs, cfg=step.config(cfg)).items()}
 
 
 @flow(name="pipeline", log_prints=True)
@@ -42,6 +41,7 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
     logger = get_run_logger()
     logger.info("pipeline on preset %s%s", cfg.preset, f", until {until}" if until else "")
     uris: dict[str, str] = {}
+    gated: dict[str, dict] = {}  # registered model name → the gate's summary
     report = summary.RunSummary(cfg.preset)
     summary.LAST = report
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
@@ -60,20 +60,21 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
         else:
             logger.info("[%d/%d] register and gate", len(PIPELINE), len(PIPELINE))
             started = time.perf_counter()
-            registered = register(REGISTER, cfg, uris)
+            gated = register(REGISTER, cfg, uris)
+            registered = {name: f"models:/{name}/{gate['version']}" for name, gate in gated.items()}
             report.stage("register", False, time.perf_counter() - started, ", ".join(registered.values()), "done")
             uris.update(registered)
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     lineage.record_pipeline("pipeline", f"pipeline-{cfg.preset}", uris, run_id)
-    _summarise(report, {k: v for k, v in uris.items() if v.startswith("models:/")})
+    _summarise(report, gated)
     return uris
 
 
-def _summarise(report: summary.RunSummary, registered: dict[str, str]) -> None:
+def _summarise(report: summary.RunSummary, gated: dict[str, dict]) -> None:
     """Log the end-of-run summary and keep it as the run's Prefect artifact; never fails the finished run."""
     logger = get_run_logger()
     try:
-        report.finish(registered)
+        report.finish(gated)
     except Exception as exc:  # noqa: BLE001 - the work is done; a registry or demo hiccup only shortens the summary
         logger.warning("summary incomplete: %s", exc)
     if summary.PRINTED_BY_CALLER:
