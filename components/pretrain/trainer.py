@@ -118,10 +118,7 @@ def worker_env() -> dict[str, str]:
 def _resources(cfg: PretrainConfig) -> dict:
     import ray
 
-    if cfg.cpus_per_worker:
-        cpus = cfg.cpus_per_worker
-    else:  # share the cluster's CPUs, leaving a little for the driver and Ray's own actors
-        cpus = max(min(int(ray.cluster_resources().get("CPU", 1) // cfg.num_workers), 16), 1) * 0.95
+    cpus = preflight.worker_cpus(cfg, ray.cluster_resources().get("CPU", 1))  # the rule preflight checked
     return {"CPU": cpus, **({"GPU": 1} if cfg.use_gpu else {})}
 
 
