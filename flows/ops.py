@@ -41,11 +41,6 @@ TIMEOUT_H: dict[str, float] = {"corpus": 12, "data": 72, "tokenizer": 24, "pack"
 """Default timeouts in hours: far above the deepseek_7b preset on a cluster (pretraining 67B takes weeks)."""
 DEFAULT_TIMEOUT_H = 72.0
 
-NOT_RETRIED = (ValueError, FileNotFoundError, KeyError, TypeError, AssertionError, TimeoutError)
-"""Errors a retry cannot fix: bad configs, missing inputs, broken invariants, a stage past its timeout; also
-(`components.faults.is_deterministic`) a full disk or another non-transient OS error, anywhere in the cause chain."""
-
-
 @dataclass(frozen=True)
 class StagePolicy:
     """How one stage's task is run."""
@@ -82,7 +77,10 @@ def retry_unless_mistake(task, task_run, state) -> bool:
         error = state.result(raise_on_failure=False)
     except Exception:  # the result could not be read: retrying is the safe default
         return True
-    return not (isinstance(error, NOT_RETRIED) or (isinstance(error, BaseException) and is_deterministic(error)))
+    # never retried (`components.faults.is_deterministic`): mistakes (faults.MISTAKES: bad configs, missing inputs,
+    # broken invariants, a stage past its timeout), a damaged artifact, a full disk or another non-transient OS
+    # error, anywhere in the cause chain
+    return not (isinstance(error, BaseException) and is_deterministic(error))
 
 
 def task_options(stage: str) -> dict[str, Any]:
