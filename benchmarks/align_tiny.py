@@ -35,15 +35,11 @@ PREVIOUS = {"num_workers": 1, "sft_epochs": 20, "dpo_datasets": ["dpo_en", "dpo_
 def base_model() -> str:
     """The tiny preset's pretrain artifact (built when missing: a few minutes)."""
     from components.artifacts import ArtifactStore
-    from flows.common import spec
+    from flows.stages import PIPELINE, PIPELINE_STAGES, spec
 
     cfg, store, uris = preset("tiny"), ArtifactStore(), {}
-    steps = [("corpus", cfg.sources, {}), ("data", cfg.data, {"corpus": "corpus"}),
-             ("tokenizer", cfg.tokenizer, {"data": "data"}),
-             ("pack", cfg.pack, {"data": "data", "tokenizer": "tokenizer"}),
-             ("pretrain", cfg, {"pack": "pack", "tokenizer": "tokenizer"})]
-    for stage, stage_cfg, inputs in steps:
-        uris[stage] = spec(stage).run(stage_cfg, {k: uris[v] for k, v in inputs.items()}, store).uri
+    for step in PIPELINE[:PIPELINE_STAGES.index("pretrain") + 1]:
+        uris[step.stage] = spec(step.stage).run(step.config(cfg), step.input_uris(uris), store).uri
     return str(store.resolve(uris["pretrain"]))
 
 

@@ -171,9 +171,9 @@ def start_demo(root: Path, concurrency: int, shape: str):
 
     from components.evaluate.toy import toy_model
     from components.home import Home
+    from components.services import demo as demo_proc
+    from components.services import procs
     from components.serving.config import DemoConfig
-    from dsllm.services import demo as demo_proc
-    from dsllm.services import procs
 
     home = Home.resolve(root / "home")
     model = (small_model(root / "model") if shape == "small"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +18,16 @@ NON_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno
                                   errno.ENOTDIR, errno.EISDIR, errno.EFBIG, errno.ENAMETOOLONG, errno.EMFILE})
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
-MISTAKES = (ValueError, LookupError, TypeError, AssertionError, TimeoutError, NotImplementedError)
-"""Bad configs or inputs, broken invariants, a stage past its timeout: a rerun repeats them."""
+MISTAKES = (ValueError, LookupError, TypeError, AssertionError, TimeoutError, NotImplementedError, FileNotFoundError)
+"""Bad configs or inputs (a missing input file too, errno or not), broken invariants, a stage past its timeout: a
+rerun repeats them. The one list: stage retries (`flows.ops`) and Ray Train's failure policy both use it."""
 
 
 def causes(error: BaseException | None) -> Iterator[BaseException]:
     """`error`, its causes and contexts, and the errors of failed Ray Train workers, each once."""
-    seen, todo = set(), [error]
+    seen, todo = set(), deque([error])
     while todo:
-        exc = todo.pop(0)
+        exc = todo.popleft()
         if exc is None or id(exc) in seen:
             continue
         seen.add(id(exc))
@@ -40,15 +42,18 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def is_deterministic(error: BaseException) -> bool:
-    """True when retrying cannot help: a mistake, a damaged artifact, or an OS error such as a full disk."""
+    """True when retrying cannot help: a mistake, a damaged artifact, or an OS error such as a full disk, anywhere
+    in the cause chain."""
+    return any(deterministic_here(exc) for exc in causes(error))
+
+
+def deterministic_here(exc: BaseException) -> bool:
+    """`exc` itself, not its causes, is a mistake, a damaged artifact or a non-transient OS error."""
     from components.integrity import ArtifactDamaged
 
-    for exc in causes(error):
-        if isinstance(exc, OSError) and exc.errno in NON_TRANSIENT_ERRNOS:
-            return True
-        if isinstance(exc, MISTAKES + (ArtifactDamaged,)) or any(t in str(exc) for t in DISK_FULL_TEXT):
-            return True
-    return False
+    if isinstance(exc, OSError) and exc.errno in NON_TRANSIENT_ERRNOS:
+        return True
+    return isinstance(exc, MISTAKES + (ArtifactDamaged,)) or any(t in str(exc) for t in DISK_FULL_TEXT)
 
 
 def free_mb(path: Path) -> float:

@@ -68,6 +68,17 @@ class Home:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
 
+STAGE_RUN_ENV = "DSLLM_MLFLOW_RUN_ID"
+"""The one path from the flow to a building stage's MLflow run: `flows.tracking.stage_run` sets it while the stage
+builds; components read it through `stage_mlflow_run()` only (Ray workers get the id and URI passed on)."""
+
+
+def stage_mlflow_run(home: Home | None = None) -> tuple[str | None, str | None]:
+    """(run id, tracking URI) of the MLflow run of the stage being built, or (None, None) outside one."""
+    run_id = os.environ.get(STAGE_RUN_ENV) or None
+    return (run_id, (home or Home.resolve()).mlflow_uri) if run_id else (None, None)
+
+
 def mlflow_client(home: Home | None = None, tracking_uri: str | None = None):
     """An MlflowClient whose registry is the tracking store too: left unset, MLflow takes the registry from a
     process-wide setting (`mlflow.set_registry_uri`, `$MLFLOW_REGISTRY_URI`), which may name another store."""

@@ -70,6 +70,11 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
+def artifact_near(path: Path) -> Path | None:
+    """The artifact directory `path` is or sits directly in (e.g. its hf/ folder): the one holding a manifest."""
+    return next((folder for folder in (path, path.parent) if (folder / MANIFEST).is_file()), None)
+
+
 def write_stamp(directory: Path, files: list[str]) -> None:
     """Record each file's (size, mtime) as verified now."""
     stamp = {}

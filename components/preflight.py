@@ -61,7 +61,8 @@ def model_params(model: Any) -> int:
 
 
 def worker_cpus(cfg: Any, cluster_cpus: float) -> float:
-    """CPUs each Ray Train worker asks for (as `components.pretrain.trainer` requests them)."""
+    """CPUs each Ray Train worker asks for (`components.pretrain.trainer` requests exactly these): the configured
+    number, else an equal share of the cluster's CPUs (at most 16), leaving a little for the driver and Ray's actors."""
     if cfg.cpus_per_worker:
         return cfg.cpus_per_worker
     return max(min(int(cluster_cpus // max(cfg.num_workers, 1)), 16), 1) * 0.95

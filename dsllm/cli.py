@@ -171,7 +171,7 @@ def check_before_run(cfg, until: str | None) -> None:
 
 def use_services() -> None:
     """Point this process at the running services (before prefect is imported), else say it runs embedded."""
-    from dsllm.services import ServiceError, client_env
+    from components.services import ServiceError, client_env
 
     try:
         env = client_env()

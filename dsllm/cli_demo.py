@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from components.home import Home
+from components.services import ServiceError
+from components.services import demo as demo_proc
 from components.serving.config import DemoConfig
-from dsllm.services import ServiceError
-from dsllm.services import demo as demo_proc
 
 demo_app = typer.Typer(help="The chat demo: start, stop, status, reload (serves models:/dsllm-chat@approved).",
                        no_args_is_help=True)

@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
 def _connect() -> str | None:
     """Use the running services (MLflow server, Prefect API) when `dsllm up` started them; the Prefect API URL
     when one answers, else None."""
-    from dsllm.services import ServiceError, client_env
-    from dsllm.services.specs import http_ok
+    from components.services import ServiceError, client_env
+    from components.services.specs import http_ok
 
     try:
         env = client_env()

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dsllm import services
+from components import services
 
 console = Console()
 _STYLE = {"healthy": "green", "external": "green", "stopped": "dim", "unhealthy": "red", "unreachable": "red"}

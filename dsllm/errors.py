@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from components.faults import causes, is_deterministic
+from components.faults import causes, deterministic_here
 
 EXIT_EXPECTED = 2
 _log_path: Path | None = None
@@ -48,12 +48,12 @@ def _expected_here(exc: BaseException) -> bool:
         return True
     if type(exc).__name__ in ("ServiceError", "ConnectError", "ConnectTimeout"):
         return True
-    return not isinstance(exc, RuntimeError) and is_deterministic(exc)
+    return not isinstance(exc, RuntimeError) and deterministic_here(exc)  # this one, not its causes: linear
 
 
 def is_expected(error: BaseException) -> bool:
     """A failure the user can fix (see the module docstring), anywhere in the cause chain."""
-    return any(_expected_here(exc) for exc in causes(error)) or is_deterministic(error)
+    return any(_expected_here(exc) or deterministic_here(exc) for exc in causes(error))
 
 
 def summary(error: BaseException, limit: int = 1200) -> str:

@@ -10,34 +10,16 @@ that resumes it; the MLflow run and the artifact keys are recorded on the Prefec
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import timedelta
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import flow, get_run_logger, task
 
 from components import preflight
-from components.artifacts import ArtifactStore, StageResult, StageSpec
+from components.artifacts import ArtifactStore, StageResult
 from flows import lineage, ops, tracking
-
-# stage name → the module that exports its StageSpec as STAGE
-STAGE_MODULES: dict[str, str] = {
-    "corpus": "components.sources.corpus",
-    "data": "components.data.stage",
-    "tokenizer": "components.tokenizer.stage",
-    "pack": "components.pack.stage",
-    "pretrain": "components.pretrain.stage",
-    "sft": "components.align.sft",
-    "dpo": "components.align.dpo",
-    "evaluate": "components.evaluate.stage",
-    "registered_model": "components.evaluate.registered",
-    "scaling": "components.scaling.stage",
-}
-
-
-def spec(stage: str) -> StageSpec:
-    return importlib.import_module(STAGE_MODULES[stage]).STAGE
+from flows.stages import Step, spec
 
 
 def _artifact_key(context, parameters: dict[str, Any]) -> str:
@@ -79,6 +61,17 @@ def run_stage(stage: str, cfg: Any, inputs: dict[str, str] | None = None) -> Sta
     logger.info("stage %s: %s in %.1fs, counts %s", stage, "cache hit" if result.cached else "built",
                 seconds, _summary(result.counts))
     return result
+
+
+def run_step(step: Step, cfg: Any, uris: dict[str, str]) -> StageResult:
+    """Run a declared step as its own (sub)flow on its config section and the URIs of the steps before it."""
+    return stage_flow.with_options(name=step.flow or step.stage)(step.stage, step.config(cfg), step.input_uris(uris))
+
+
+@flow(name="stage")
+def stage_flow(stage: str, cfg: Any, inputs: dict[str, str]) -> StageResult:
+    """One stage as a flow of its own (renamed per step by `run_step`)."""
+    return run_stage(stage, cfg, inputs)
 
 
 def _reusable(store: ArtifactStore, stage: str, key: str, logger) -> bool:

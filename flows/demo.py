@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from components.services import demo as demo_proc
 from components.serving.config import DemoConfig
 from components.serving.refs import registry_client, resolve
-from dsllm.services import demo as demo_proc
 
 SWAP_TIMEOUT_S = 30.0
 

@@ -28,7 +28,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 
 from components.faults import is_deterministic
-from dsllm.services.specs import REPO, TRAINING_TAG
+from components.services.specs import REPO, TRAINING_TAG
 
 NETWORK_STAGES = frozenset({"corpus", "registered_model"})
 """Stages that download (registry archives, MLflow models): transient failures are likely, so retry more."""
@@ -40,11 +40,6 @@ TIMEOUT_H: dict[str, float] = {"corpus": 12, "data": 72, "tokenizer": 24, "pack"
                                "sft": 7 * 24, "dpo": 7 * 24, "evaluate": 48, "registered_model": 12}
 """Default timeouts in hours: far above the deepseek_7b preset on a cluster (pretraining 67B takes weeks)."""
 DEFAULT_TIMEOUT_H = 72.0
-
-NOT_RETRIED = (ValueError, FileNotFoundError, KeyError, TypeError, AssertionError, TimeoutError)
-"""Errors a retry cannot fix: bad configs, missing inputs, broken invariants, a stage past its timeout; also
-(`components.faults.is_deterministic`) a full disk or another non-transient OS error, anywhere in the cause chain."""
-
 
 @dataclass(frozen=True)
 class StagePolicy:
@@ -82,7 +77,10 @@ def retry_unless_mistake(task, task_run, state) -> bool:
         error = state.result(raise_on_failure=False)
     except Exception:  # the result could not be read: retrying is the safe default
         return True
-    return not (isinstance(error, NOT_RETRIED) or (isinstance(error, BaseException) and is_deterministic(error)))
+    # never retried (`components.faults.is_deterministic`): mistakes (faults.MISTAKES: bad configs, missing inputs,
+    # broken invariants, a stage past its timeout), a damaged artifact, a full disk or another non-transient OS
+    # error, anywhere in the cause chain
+    return not (isinstance(error, BaseException) and is_deterministic(error))
 
 
 def task_options(stage: str) -> dict[str, Any]:

@@ -11,35 +11,18 @@ from prefect.artifacts import create_markdown_artifact
 from components.config import PipelineConfig
 from components.presets import DEFAULT_PRESET, load_config
 from flows import lineage, summary, tracking
-from flows.align import dpo, sft
-from flows.corpus import corpus
-from flows.data import data_prep, pack, tokenizer
-from flows.evaluate import evaluate
-from flows.pretrain import pretrain
+from flows.common import run_step
 from flows.registry import register_and_gate
-from flows.stages import PIPELINE_STAGES, check_until
+from flows.stages import PIPELINE, PIPELINE_STAGES, Step, check_until
 
 Stage = Literal[PIPELINE_STAGES]  # the Prefect form's choices: the same list the CLI's --until offers
-
-# Each step takes the config and the URIs so far and returns its stage result.
-STEPS = {
-    "corpus": lambda cfg, u: corpus(cfg.sources),
-    "data": lambda cfg, u: data_prep(u["corpus"], cfg.data),
-    "tokenizer": lambda cfg, u: tokenizer(u["data"], cfg.tokenizer),
-    "pack": lambda cfg, u: pack(u["data"], u["tokenizer"], cfg.pack),
-    "pretrain": lambda cfg, u: pretrain(u["pack"], u["tokenizer"], config=cfg),
-    "sft": lambda cfg, u: sft(u["pretrain"], cfg.align),
-    "dpo": lambda cfg, u: dpo(u["sft"], cfg.align),
-    "evaluate": lambda cfg, u: evaluate(u["dpo"], u["pack"], cfg.eval),
-}
-assert (*STEPS, "register") == PIPELINE_STAGES, "flows/stages.py lists the stages STEPS runs, then register"
+BUILDS, REGISTER = PIPELINE[:-1], PIPELINE[-1]  # the steps that build artifacts, then register
 
 
-def register(cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, str]:
-    """Register base and chat models, gate them; {name: models:/name/version} (the demo serves @approved)."""
-    decisions = register_and_gate(uris["pretrain"], uris["dpo"], uris["evaluate"], uris["data"], uris["tokenizer"],
-                                  cfg.registry)
-    return {name: f"models:/{name}/{d['version']}" for name, d in decisions.items()}
+def register(step: Step, cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, dict]:
+    """Register base and chat models and gate them; {name: the gate's summary} (the demo serves @approved)."""
+    inputs = {f"{name}_uri": uri for name, uri in step.input_uris(uris).items()}
+    return {name: d["summary"] for name, d in register_and_gate(**inputs, cfg=step.config(cfg)).items()}
 
 
 @flow(name="pipeline", log_prints=True)
@@ -58,38 +41,40 @@ def pipeline(preset: str = DEFAULT_PRESET, overrides: list[str] | None = None,
     logger = get_run_logger()
     logger.info("pipeline on preset %s%s", cfg.preset, f", until {until}" if until else "")
     uris: dict[str, str] = {}
+    gated: dict[str, dict] = {}  # registered model name → the gate's summary
     report = summary.RunSummary(cfg.preset)
     summary.LAST = report
     with tracking.pipeline_run(f"pipeline-{cfg.preset}", cfg) as run_id:
-        for number, (stage, step) in enumerate(STEPS.items(), 1):
-            logger.info("[%d/%d] %s", number, len(PIPELINE_STAGES), stage)
+        for number, step in enumerate(BUILDS, 1):
+            logger.info("[%d/%d] %s", number, len(PIPELINE), step.stage)
             started = time.perf_counter()
             try:
-                result = step(cfg, uris)
+                result = run_step(step, cfg, uris)
             except Exception:
-                report.stage(stage, False, time.perf_counter() - started, "(see the error above)", "failed")
+                report.stage(step.stage, False, time.perf_counter() - started, "(see the error above)", "failed")
                 raise
-            report.stage(stage, result.cached, time.perf_counter() - started, result.uri)
-            uris[stage] = result.uri
-            if stage == until:
+            report.stage(step.stage, result.cached, time.perf_counter() - started, result.uri)
+            uris[step.stage] = result.uri
+            if step.stage == until:
                 break
         else:
-            logger.info("[%d/%d] register and gate", len(PIPELINE_STAGES), len(PIPELINE_STAGES))
+            logger.info("[%d/%d] register and gate", len(PIPELINE), len(PIPELINE))
             started = time.perf_counter()
-            registered = register(cfg, uris)
+            gated = register(REGISTER, cfg, uris)
+            registered = {name: f"models:/{name}/{gate['version']}" for name, gate in gated.items()}
             report.stage("register", False, time.perf_counter() - started, ", ".join(registered.values()), "done")
             uris.update(registered)
         logger.info("pipeline done; MLflow run %s; artifacts %s", run_id, uris)
     lineage.record_pipeline("pipeline", f"pipeline-{cfg.preset}", uris, run_id)
-    _summarise(report, {k: v for k, v in uris.items() if v.startswith("models:/")})
+    _summarise(report, gated)
     return uris
 
 
-def _summarise(report: summary.RunSummary, registered: dict[str, str]) -> None:
+def _summarise(report: summary.RunSummary, gated: dict[str, dict]) -> None:
     """Log the end-of-run summary and keep it as the run's Prefect artifact; never fails the finished run."""
     logger = get_run_logger()
     try:
-        report.finish(registered)
+        report.finish(gated)
     except Exception as exc:  # noqa: BLE001 - the work is done; a registry or demo hiccup only shortens the summary
         logger.warning("summary incomplete: %s", exc)
     if summary.PRINTED_BY_CALLER:

@@ -14,6 +14,7 @@ from components.presets import load_config
 from flows import tracking
 from flows.common import run_stage
 from flows.pipeline import pipeline
+from flows.stages import SCALING
 
 DATA_OVERRIDES: dict[str, list[str]] = {"tiny": ["sources.max_chars_per_source=1500000"]}
 """The study's data when no overrides are given: for tiny, ten times its text (about 10M tokens), so the
@@ -36,6 +37,6 @@ def scaling_study(preset: str = "tiny", study: StudyConfig | None = None, overri
         cfg = cfg.model_copy(update={"scaling": study})
     uris = pipeline(config=cfg, until="pack")
     with tracking.pipeline_run(f"scaling-{cfg.preset}", cfg) as run_id:
-        result = run_stage("scaling", cfg, {"pack": uris["pack"], "tokenizer": uris["tokenizer"]})
+        result = run_stage(SCALING.stage, SCALING.config(cfg), SCALING.input_uris(uris))
     get_run_logger().info("scaling study %s (MLflow run %s): %s", result.uri, run_id, result.counts.get("laws"))
     return result

@@ -1,13 +1,74 @@
-"""The pipeline's stages in order: the one list the flow runs and the CLI's `--until` accepts.
+"""The pipeline, declared once: its steps in order, each with its stage, config section and inputs.
 
+Like Marin's executor steps, a step names the earlier steps whose artifacts it reads (`inputs`: input name →
+step); the pipeline flow, the CLI's `--until` and the scaling study all read this table, nothing keeps a copy.
+Every step's stage is a `StageSpec` that its package exposes from `components/<package>/stage.py`.
 No Prefect import here, so the command line can check `--until` before it configures or starts anything.
 """
 
 from __future__ import annotations
 
-PIPELINE_STAGES: tuple[str, ...] = ("corpus", "data", "tokenizer", "pack", "pretrain", "sft", "dpo", "evaluate",
-                                    "register")
-"""Every stage but the last builds an artifact; `register` registers and gates the models."""
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports this module before anything heavy
+    from components.artifacts import StageSpec
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: `stage` (a StageSpec's name), where its spec lives, the config section its `work` takes
+    (None: the whole `PipelineConfig`), its inputs (input name → the step that builds it) and its flow's name."""
+
+    stage: str
+    spec: str  # "module:ATTRIBUTE" of the StageSpec ("" for register, which builds no artifact)
+    section: str | None
+    inputs: dict[str, str] = field(default_factory=dict)
+    flow: str = ""  # the (sub)flow it runs as; default: the stage's name
+
+    def config(self, cfg: Any) -> Any:
+        """The part of a `PipelineConfig` this step's stage works on."""
+        return cfg if self.section is None else getattr(cfg, self.section)
+
+    def input_uris(self, uris: dict[str, str]) -> dict[str, str]:
+        """{input name: artifact URI} from the URIs of the steps run so far."""
+        return {name: uris[source] for name, source in self.inputs.items()}
+
+
+PIPELINE: tuple[Step, ...] = (
+    Step("corpus", "components.sources.stage:STAGE", "sources"),
+    Step("data", "components.data.stage:STAGE", "data", {"corpus": "corpus"}, "data_prep"),
+    Step("tokenizer", "components.tokenizer.stage:STAGE", "tokenizer", {"data": "data"}),
+    Step("pack", "components.pack.stage:STAGE", "pack", {"data": "data", "tokenizer": "tokenizer"}),
+    Step("pretrain", "components.pretrain.stage:STAGE", None, {"pack": "pack", "tokenizer": "tokenizer"}),
+    Step("sft", "components.align.stage:SFT", "align", {"model": "pretrain"}),
+    Step("dpo", "components.align.stage:DPO", "align", {"model": "sft"}),
+    Step("evaluate", "components.evaluate.stage:STAGE", "eval", {"model": "dpo", "pack": "pack"}),
+    Step("register", "", "registry", {"pretrain": "pretrain", "dpo": "dpo", "evaluate": "evaluate", "data": "data",
+                                      "tokenizer": "tokenizer"}, "register_and_gate"),
+)
+"""Every step but the last builds an artifact; `register` registers and gates the models."""
+
+SCALING = Step("scaling", "components.scaling.stage:STAGE", None, {"pack": "pack", "tokenizer": "tokenizer"},
+               "scaling_study")
+"""The scaling study: runs on the pipeline's pack and tokenizer, outside the pipeline's order."""
+
+PIPELINE_STAGES: tuple[str, ...] = tuple(step.stage for step in PIPELINE)
+
+SPECS: dict[str, str] = {step.stage: step.spec for step in (*PIPELINE, SCALING) if step.spec} | {
+    "registered_model": "components.evaluate.stage:REGISTERED_MODEL"}
+"""Stage name → "module:ATTRIBUTE" of its StageSpec (registered_model: the nightly evaluation's download)."""
+
+
+def spec(stage: str) -> StageSpec:
+    """The StageSpec called `stage` (imported on first use: a stage's module may import torch)."""
+    module, _, attribute = SPECS[stage].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def step(stage: str) -> Step:
+    return next(s for s in (*PIPELINE, SCALING) if s.stage == stage)
 
 
 def check_until(until: str | None) -> str | None:

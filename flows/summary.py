@@ -1,9 +1,9 @@
 """The end-of-run summary: what each stage did, what was registered, what the gate said, what the demo serves.
 
 `RunSummary` collects, while the pipeline runs, each stage's built/reused and seconds; `finish` adds the
-registered versions with the verdict and reason the gate recorded on them (model-version tags `dsllm.gate` and
-`dsllm.gate.reason`, read back from the registry so it is what anyone else will see), what the demo serves now
-and why, and where the UIs are. `table()` renders it with rich for the console, `markdown()` for the Prefect
+registered versions with the verdict and reason the gate recorded on them (`register_and_gate` returns them as
+`components.registry.gate_summary` read them back from the registry, so it is what anyone else will see), what
+the demo serves now and why, and where the UIs are. `table()` renders it with rich for the console, `markdown()` for the Prefect
 run's artifact and log. `serving_reason` is also what `dsllm demo deploy` prints last.
 No Prefect import here: the CLI uses this module before it configures Prefect.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from components.home import Home, mlflow_client
+from components.registry.audit import APPROVED, alias_version
 
 CHAT = "dsllm-chat"
-APPROVED = "approved"
 
 
 @dataclass
@@ -49,13 +49,13 @@ class RunSummary:
     def stage(self, stage: str, cached: bool, seconds: float, artifact: str = "", status: str = "") -> None:
         self.stages.append(StageRow(stage, status or ("reused" if cached else "built"), seconds, artifact))
 
-    def finish(self, registered: dict[str, str], home: Home | None = None) -> RunSummary:
-        """Add the registered versions ({name: models:/name/version}), the demo and the UI URLs."""
+    def finish(self, gated: dict[str, dict], home: Home | None = None) -> RunSummary:
+        """Add the registered versions ({name: its `gate_summary`, as register_and_gate returns it}), the demo and
+        the UI URLs."""
         home = home or Home.resolve()
-        mc = mlflow_client(home)
-        for name, uri in registered.items():
-            self.models.append(model_row(mc, name, uri.rsplit("/", 1)[1]))
-        self.demo = demo_line(mc)
+        for name, gate in gated.items():
+            self.models.append(ModelRow(name, gate["version"], gate["verdict"], gate["reason"], gate["approved"]))
+        self.demo = demo_line(mlflow_client(home))
         self.urls = ui_urls(home)
         return self
 
@@ -96,22 +96,9 @@ def _model_text(m: ModelRow, rich: bool) -> str:
     return f"gate {verdict}: {m.reason or '-'} ({held})"
 
 
-def model_row(mc, name: str, version: str) -> ModelRow:
-    tags = mc.get_model_version(name, version).tags
-    return ModelRow(name, str(version), tags.get("dsllm.gate", ""), tags.get("dsllm.gate.reason", ""),
-                    approved_version(mc, name))
-
-
-def approved_version(mc, name: str) -> str | None:
-    try:
-        return str(mc.get_model_version_by_alias(name, APPROVED).version)
-    except Exception:  # noqa: BLE001 - MLflow raises its own exception for "no such alias"; any miss means none
-        return None
-
-
 def serving_reason(mc, name: str = CHAT, served: str | None = None) -> str:
     """Which version `models:/name@approved` serves and why, e.g. "v1: v2 was rejected by the gate: <reason>"."""
-    served = served or approved_version(mc, name)
+    served = served or alias_version(mc, name, APPROVED)
     versions = sorted((v for v in mc.search_model_versions(f"name = '{name}'")), key=lambda v: int(v.version))
     if not versions:
         return f"nothing: no version of {name} is registered yet"
@@ -136,8 +123,8 @@ def _why_not(mv) -> str:
 
 def demo_line(mc, name: str = CHAT) -> str:
     """What the demo serves now (when it runs) and why; else what `dsllm demo deploy` would serve."""
+    from components.services import demo as demo_proc
     from components.serving.config import DemoConfig
-    from dsllm.services import demo as demo_proc
 
     cfg = DemoConfig.resolve()
     state = demo_proc.served(cfg, timeout=2.0)

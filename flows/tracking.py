@@ -15,7 +15,7 @@ from typing import Any
 import mlflow
 
 from components.artifacts import StageResult, canonical
-from components.home import Home, use_mlflow_experiment
+from components.home import STAGE_RUN_ENV, Home, use_mlflow_experiment
 from flows import run_owner
 
 EXPERIMENT = "dsllm"
@@ -63,25 +63,21 @@ def pipeline_run(name: str, config: Any) -> Iterator[str]:
             _parent_run_id = previous
 
 
-RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
-"""Set while a stage builds: components that log live curves (e.g. training on Ray workers, rank 0
-only) log into this run with `MlflowClient().log_batch`."""
-
-
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any) -> Iterator[str]:
-    """A (nested) run for one stage, open while it builds; its id is exported in $DSLLM_MLFLOW_RUN_ID."""
+    """A (nested) run for one stage, open while it builds; its id reaches the stage's components through
+    `components.home.stage_mlflow_run()` (training logs live curves there, from Ray workers on rank 0 only)."""
     configure()
     with mlflow.start_run(run_name=stage, parent_run_id=_parent_run_id, nested=_parent_run_id is not None,
                           tags=run_owner.owner_tags()) as run:
         mlflow.set_tag("dsllm.stage", stage)
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(canonical(config)).items()})
-        previous = os.environ.get(RUN_ID_ENV)
-        os.environ[RUN_ID_ENV] = run.info.run_id
+        previous = os.environ.get(STAGE_RUN_ENV)
+        os.environ[STAGE_RUN_ENV] = run.info.run_id
         try:
             yield run.info.run_id
         finally:
-            os.environ.pop(RUN_ID_ENV) if previous is None else os.environ.__setitem__(RUN_ID_ENV, previous)
+            os.environ.pop(STAGE_RUN_ENV) if previous is None else os.environ.__setitem__(STAGE_RUN_ENV, previous)
 
 
 def log_result(result: StageResult, seconds: float) -> None:

@@ -2,30 +2,23 @@
 
 Files go to `out_dir/report/` (the flow logs that folder to the stage's MLflow run);
 `log_samples_table` adds the samples as an MLflow table when the stage runs inside an MLflow run
-($DSLLM_MLFLOW_RUN_ID), and does nothing otherwise.
+(`components.home.stage_mlflow_run`), and does nothing otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-from components.home import Home
+# mlflow_target() -> (run id, tracking URI) of the stage's MLflow run, or (None, None) outside one
+from components.home import stage_mlflow_run as mlflow_target
 
-RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def language(text: str) -> str:
     return "zh" if _CJK.search(text) else "en"
-
-
-def mlflow_target() -> tuple[str | None, str | None]:
-    """(run id, tracking URI) of the stage's MLflow run, or (None, None) outside one."""
-    run_id = os.environ.get(RUN_ID_ENV)
-    return (run_id, Home.resolve().mlflow_uri) if run_id else (None, None)
 
 
 def sample_rows(before: list[dict], after: list[dict]) -> list[dict]:

@@ -12,10 +12,10 @@ Anything else (a directory from elsewhere) is unknown: the tokenizer decides, as
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from components.config import RegistryConfig
+from components.integrity import ArtifactDamaged, artifact_near, read_manifest
 
 BASE_STAGES, CHAT_STAGES = {"pretrain"}, {"sft", "dpo"}
 
@@ -41,13 +41,13 @@ def _from_manifest(manifest: dict) -> str | None:
 
 
 def _manifest_near(path: Path) -> dict | None:
-    for folder in (path, path.parent if path.name == "hf" else None):
-        if folder is not None and (folder / "manifest.json").is_file():
-            try:
-                return json.loads((folder / "manifest.json").read_text())
-            except (OSError, ValueError):
-                return None
-    return None
+    """The manifest of the artifact `path` is or sits in (its hf/ folder); None when there is none or it is
+    unreadable (the kind is then unknown, not an error)."""
+    folder = artifact_near(path.resolve())
+    try:
+        return read_manifest(folder) if folder else None
+    except ArtifactDamaged:
+        return None
 
 
 def _registry_kind(uri: str, home=None) -> str | None:

@@ -2,7 +2,8 @@
 
 inputs: {"model": <artifact dir; the HF model in hf/ when present>, "pack": <pack artifact>}.
 Writes report/scorecard.md, report/scorecard.png and samples/<task>.jsonl into the output
-directory and returns {task: {metric: value}}.
+directory and returns {task: {metric: value}}. `REGISTERED_MODEL` (defined in `registered.py`) downloads
+a registered model version as an artifact the evaluate stage can score.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from pathlib import Path
 
 from components.artifacts import StageSpec
 from components.config import EvalConfig
+from components.evaluate.registered import STAGE as REGISTERED_MODEL
 from components.evaluate.runner import evaluate
 from components.home import Home
 from components.sources.benchmarks import fingerprint
 
 NOT_IN_KEY = {"batch_size", "sandbox_workers", "cache"}
 """Settings that change how fast results come, not what they are."""
+__all__ = ["REGISTERED_MODEL", "STAGE"]
 
 
 def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from components import preflight, ray_setup
 from components.config import ModelConfig, PretrainConfig
-from components.home import Home
+from components.home import Home, stage_mlflow_run
 from components.model import accounting, build_model, count_parameters
 from components.pretrain import failures
 from components.pretrain.checks import check_batch, check_pack, check_seq_len, check_tokenizer
@@ -30,7 +30,6 @@ from components.pretrain.report import summary, write_report
 from components.pretrain.worker import FINAL, train_loop
 
 log = logging.getLogger("dsllm.pretrain")
-RUN_ID_ENV = "DSLLM_MLFLOW_RUN_ID"
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
@@ -52,10 +51,10 @@ def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir:
             check_fits_run(model, cfg, pack.seq_len, devices)
     ids = {"bos_id": _id(tokenizer.bos_token_id, pack.bos_id), "eos_id": _id(tokenizer.eos_token_id, pack.eos_id),
            "pad_id": _id(tokenizer.pad_token_id, pack.pad_id)}
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or Home.resolve().mlflow_uri
+    run_id, uri = stage_mlflow_run()
     return RunSpec(model=model.model_dump(), pretrain=cfg.model_dump(), pack_dir=str(pack.root),
                    ckpt_dir=str(Path(ckpt_dir).resolve()), seq_len=pack.seq_len, total_steps=steps, ids=ids,
-                   mlflow_uri=uri, mlflow_run_id=os.environ.get(RUN_ID_ENV) or None), tokenizer
+                   mlflow_uri=uri or Home.resolve().mlflow_uri, mlflow_run_id=run_id), tokenizer
 
 
 def _id(preferred, fallback) -> int | None:
@@ -119,10 +118,7 @@ def worker_env() -> dict[str, str]:
 def _resources(cfg: PretrainConfig) -> dict:
     import ray
 
-    if cfg.cpus_per_worker:
-        cpus = cfg.cpus_per_worker
-    else:  # share the cluster's CPUs, leaving a little for the driver and Ray's own actors
-        cpus = max(min(int(ray.cluster_resources().get("CPU", 1) // cfg.num_workers), 16), 1) * 0.95
+    cpus = preflight.worker_cpus(cfg, ray.cluster_resources().get("CPU", 1))  # the rule preflight checked
     return {"CPU": cpus, **({"GPU": 1} if cfg.use_gpu else {})}
 
 

@@ -25,9 +25,10 @@ def _entropy_bits(counts: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def unigram_bpb(pack_dir: Path) -> dict[str, float]:
-    """{"all": pooled unigram bpb, <bucket>: that bucket's own unigram bpb} of a pack's validation split."""
-    meta = json.loads((Path(pack_dir) / "pack.json").read_text())
+def unigram_bpb(pack_dir: Path, meta: dict | None = None) -> dict[str, float]:
+    """{"all": pooled unigram bpb, <bucket>: that bucket's own unigram bpb} of a pack's validation split (`meta`:
+    its pack.json when the caller has read it already)."""
+    meta = meta or json.loads((Path(pack_dir) / "pack.json").read_text())
     val, dtype = meta.get("val") or {}, np.dtype(meta["dtype"])
     pooled, tokens, nbytes, out = None, 0, 0, {}
     for bucket, info in sorted(val.items()):

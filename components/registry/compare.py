@@ -68,27 +68,34 @@ def _unpaired(metric: str, lower: bool, verdict: str, n: int | None = None) -> M
     return MetricCheck(metric, None, lower_is_better=lower, check="regression", verdict=verdict, n=n)
 
 
+def _shared(metric: str, lower: bool, cand: dict, base: dict, field: str, what: str,
+            policy: Policy) -> tuple[list, MetricCheck | None]:
+    """The items (`field`: scores or docs) both versions measured with equal settings, or the row that says why
+    there is nothing to pair."""
+    if diff := _settings_diff(cand["settings"], base["settings"]):
+        return [], _unpaired(metric, lower, f"not comparable: settings differ ({diff})")
+    shared = sorted(set(cand[field]) & set(base[field]))
+    if len(shared) < max(policy.min_items, 2):
+        return shared, _unpaired(metric, lower, f"inconclusive: {len(shared)} shared {what} (< {policy.min_items})",
+                                 len(shared))
+    return shared, None
+
+
 def compare_task(task: str, cand: dict, base: dict, policy: Policy) -> MetricCheck:
     metric = metric_name(f"{task}.{cand['metric']}")
     lower = lower_is_better(metric)
-    if diff := _settings_diff(cand["settings"], base["settings"]):
-        return _unpaired(metric, lower, f"not comparable: settings differ ({diff})")
-    shared = sorted(set(cand["scores"]) & set(base["scores"]))
-    if len(shared) < max(policy.min_items, 2):
-        return _unpaired(metric, lower, f"inconclusive: {len(shared)} shared items (< {policy.min_items})",
-                         len(shared))
+    shared, refused = _shared(metric, lower, cand, base, "scores", "items", policy)
+    if refused:
+        return refused
     paired = stats.paired_scores(np.array([cand["scores"][i] for i in shared]),
                                  np.array([base["scores"][i] for i in shared]), policy.alpha, lower)
     return _row(metric, lower, paired, policy)
 
 
 def compare_bpb(cand: dict, base: dict, policy: Policy) -> MetricCheck:
-    if diff := _settings_diff(cand["settings"], base["settings"]):
-        return _unpaired("bpb.bpb", True, f"not comparable: settings differ ({diff})")
-    shared = sorted(set(cand["docs"]) & set(base["docs"]))
-    if len(shared) < max(policy.min_items, 2):
-        return _unpaired("bpb.bpb", True, f"inconclusive: {len(shared)} shared documents (< {policy.min_items})",
-                         len(shared))
+    shared, refused = _shared("bpb.bpb", True, cand, base, "docs", "documents", policy)
+    if refused:
+        return refused
     side = [np.array([ev["docs"][d] for d in shared]).T for ev in (cand, base)]
     return _row("bpb.bpb", True, stats.paired_bpb((side[0][0], side[0][1]), (side[1][0], side[1][1]), policy.alpha),
                 policy)

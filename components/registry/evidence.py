@@ -105,13 +105,10 @@ def _bpb_docs(records: list[dict], bad: Counter) -> dict:
 
 def available(task: str, metrics) -> bool:
     """A task's results count as measured when they hold its headline metric as a number ('not available', or a
-    dict with a status and n = 0, does not)."""
-    from components.evaluate.registry import TASKS
+    dict with a status and n = 0, does not): the value the scorecard shows."""
+    from components.evaluate.report import headline
 
-    if not isinstance(metrics, dict):
-        return False
-    names = [TASKS[task].metric] if task in TASKS else [k for k in metrics if k != "n"]
-    return any(isinstance(metrics.get(k), int | float) and not isinstance(metrics.get(k), bool) for k in names)
+    return isinstance(metrics, dict) and headline(task, metrics)[1] is not None
 
 
 def from_evaluation(eval_dir: Path, manifest: dict) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.artifacts import MANIFEST, ArtifactStore, canonical, parse_uri, uri_for
+from components.integrity import artifact_near
 
 MODEL_STAGES = ("pretrain", "sft", "dpo")
 """Stages whose artifacts hold a model in hf/."""
@@ -89,9 +90,8 @@ def resolve_model(model: str | Path, store: ArtifactStore | None = None) -> tupl
     if isinstance(model, str) and model.startswith("dsllm://"):
         return _hf_dir(store.resolve(model), model), walk(model, store)
     path = Path(model).expanduser().resolve()
-    for artifact in (path, path.parent):
-        if (artifact / MANIFEST).is_file():
-            return _hf_dir(artifact, str(artifact)), _artifact_lineage(artifact, store)
+    if (artifact := artifact_near(path)) is not None:
+        return _hf_dir(artifact, str(artifact)), _artifact_lineage(artifact, store)
     return _hf_dir(path, str(path)), None
 
 

@@ -10,12 +10,31 @@ bpb and the chat replies' language-match and stop rates. Numbers become run metr
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from components.artifacts import ArtifactStore, parse_uri
 from components.registry.baselines import chat_replies, unigram_bpb, val_bpb
 from components.registry.evidence import from_evaluation
 from components.registry.lineage import Lineage
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluate artifact that scored the model being registered, read once: its directory and manifest."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def results(self) -> dict:
+        """{task: {metric: value}}"""
+        return self.manifest.get("counts", {})
+
+    @property
+    def scorecard(self) -> str | None:
+        found = self.path / "report" / "scorecard.md"
+        return found.read_text() if found.is_file() else None
 
 
 def _artifact(store: ArtifactStore, uri: str | None) -> Path | None:
@@ -39,20 +58,16 @@ def _replies(lineage: Lineage | None, store: ArtifactStore) -> dict[str, float]:
     return {}
 
 
-def measurements(kind: str, lineage: Lineage | None, evaluation: str | None, store: ArtifactStore
+def measurements(kind: str, lineage: Lineage | None, evaluation: Evaluation | None, store: ArtifactStore
                  ) -> tuple[dict[str, float], dict | None]:
     """(run metrics, evidence or None without an evaluation) of a version about to be registered."""
-    evidence, manifest = None, None
-    if evaluation:
-        stage, key = parse_uri(evaluation)
-        manifest = store.manifest(stage, key)
-        evidence = from_evaluation(store.path(stage, key), manifest)
+    evidence = from_evaluation(evaluation.path, evaluation.manifest) if evaluation else None
     metrics: dict[str, float] = {}
-    if (pack := _pack(lineage, manifest, store)) is not None:
-        bars = unigram_bpb(pack)
+    if (pack := _pack(lineage, evaluation.manifest if evaluation else None, store)) is not None:
+        meta = json.loads((pack / "pack.json").read_text())
+        bars = unigram_bpb(pack, meta)
         metrics |= {("trivial.unigram_bpb" if b == "all" else f"trivial.unigram_bpb_{b}"): v for b, v in bars.items()}
-        if lineage is not None and (estimate := val_bpb(lineage.counts("pretrain").get("val_loss"),
-                                                        json.loads((pack / "pack.json").read_text()).get("val"))):
+        if lineage is not None and (estimate := val_bpb(lineage.counts("pretrain").get("val_loss"), meta.get("val"))):
             metrics["train.pretrain.val_bpb"] = estimate
         if evidence is not None:
             evidence["trivial"] = {"unigram_bpb": bars}

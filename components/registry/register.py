@@ -26,7 +26,7 @@ from components.registry import audit, card
 from components.registry.evidence import EVIDENCE_FILE
 from components.registry.gate import KEY_METRICS_TAG
 from components.registry.lineage import MODEL_STAGES, Lineage, expect, resolve_model, stage_runs
-from components.registry.measure import measurements
+from components.registry.measure import Evaluation, measurements
 from components.registry.metrics import eval_metrics, key_metrics, train_metrics
 
 Kind = Literal["base", "chat"]
@@ -48,10 +48,10 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _evaluation(uri: str | None, lineage: Lineage | None, store: ArtifactStore) -> tuple[dict, str | None, Path | None]:
-    """(results {task: {metric: value}}, scorecard markdown, report dir) of an evaluate artifact of this model."""
+def _evaluation(uri: str | None, lineage: Lineage | None, store: ArtifactStore) -> Evaluation | None:
+    """The evaluate artifact of this model (read once: its manifest serves the metrics, card and evidence)."""
     if uri is None:
-        return {}, None, None
+        return None
     stage, key = parse_uri(uri)
     if stage != "evaluate":
         raise ValueError(f"{uri} is not an evaluate artifact (dsllm://evaluate/<key>)")
@@ -59,8 +59,7 @@ def _evaluation(uri: str | None, lineage: Lineage | None, store: ArtifactStore) 
     scored = manifest.get("inputs", {}).get("model")
     if lineage is not None and scored != lineage.root:
         raise ValueError(f"{uri} evaluated {scored}, not {lineage.root}: pass the evaluation of this model")
-    scorecard = path / "report" / "scorecard.md"
-    return manifest.get("counts", {}), scorecard.read_text() if scorecard.is_file() else None, path / "report"
+    return Evaluation(path, manifest)
 
 
 def _existing(mc, name: str, root: str | None, evaluation: str | None):
@@ -166,19 +165,22 @@ def register(kind: Kind, model: str | Path, *, evaluation: str | None = None, na
     hf_dir, lineage = resolve_model(model, store)
     if lineage is not None:
         expect(lineage, expected or {})
-    results, scorecard, report = _evaluation(evaluation, lineage, store)
+    scored = _evaluation(evaluation, lineage, store)
+    results = scored.results if scored else {}
     root = lineage.root if lineage else None
     if (found := _existing(mc, name, root, evaluation)) is not None:
         return found
     tokenizer = _tokenizer(hf_dir, kind)  # checks the chat template before anything is written
     runs = stage_runs(mc, lineage, {"evaluate": evaluation} if evaluation else None) if lineage else {}
-    text = card.model_card(name, kind, hf_dir, parameters(hf_dir), lineage, scorecard, runs, store)
-    measured, evidence = measurements(kind, lineage, evaluation, store)
+    text = card.model_card(name, kind, hf_dir, parameters(hf_dir), lineage,
+                           scored.scorecard if scored else None, runs, store)
+    measured, evidence = measurements(kind, lineage, scored, store)
     metrics = eval_metrics(results) | train_metrics(
         {s: lineage.counts(s) for s in MODEL_STAGES if lineage and s in lineage.manifests}) | measured
     tags = lineage_tags(kind, lineage, runs, evaluation) | {KEY_METRICS_TAG: ",".join(key_metrics(results, metrics))}
     return _log(mc, home, name, tags, metrics, text, parent_run_id,
-                lambda tmp: _card_files(lineage, report, text, tmp, store), _logged_source(mc, root),
+                lambda tmp: _card_files(lineage, scored.path / "report" if scored else None, text, tmp, store),
+                _logged_source(mc, root),
                 lambda: _components(hf_dir, tokenizer), root or str(hf_dir), evidence)
 
 

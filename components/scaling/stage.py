@@ -8,12 +8,11 @@ laws.json, PNGs). Trials train under `<home>/scaling/<key>`, so a killed study r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from components.artifacts import StageSpec, stage_key
 from components.config import PipelineConfig
-from components.home import Home
+from components.home import Home, stage_mlflow_run
 from components.scaling.plan import LAYOUT_FIELDS
 from components.scaling.study import run_study
 
@@ -38,7 +37,7 @@ def work_dir(cfg: PipelineConfig, inputs: dict[str, Path]) -> Path:
 def work(cfg: PipelineConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     return run_study(cfg.scaling, cfg.model, cfg.pretrain, cfg.pack.seq_len, inputs["pack"], inputs["tokenizer"],
                      work_dir(cfg, inputs), out_dir, Home.resolve().mlflow_uri,
-                     os.environ.get("DSLLM_MLFLOW_RUN_ID") or None)
+                     stage_mlflow_run()[0])
 
 
 STAGE = StageSpec(NAME, VERSION, work, key_config)

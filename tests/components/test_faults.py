@@ -28,6 +28,8 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
     (OSError(errno.ENOSPC, "No space left on device"), True),
     (OSError(errno.EROFS, "Read-only file system"), True),
     (ValueError("bad value"), True),
+    (FileNotFoundError("Artifact dsllm://pack/abc is not in the home"), True),  # raised by hand: no errno
+    (KeyError("tokenizer"), True),
     (ArtifactDamaged("x: missing"), True),
     (RuntimeError("PytorchStreamWriter failed: No space left on device"), True),
     (_chained(RuntimeError("stage failed"), OSError(errno.ENOSPC, "full")), True),

@@ -19,8 +19,8 @@ from components.evaluate.report import log_mlflow
 from components.home import Home, mlflow_client, point_mlflow_at
 from components.registry import register
 from components.scaling.tracking import TrialRuns
-from dsllm.services import Settings, procs
-from dsllm.services.specs import argv_for, env_for, healthy
+from components.services import Settings, procs
+from components.services.specs import argv_for, env_for, healthy
 from flows import tracking
 from tests.components.registry.fixtures import build_lineage, evaluation, with_scores
 from tests.ui.conftest import free_port

@@ -6,11 +6,12 @@ import os
 import socket
 import subprocess
 
+import httpx
 import psutil
 import pytest
 from typer.testing import CliRunner
 
-from dsllm.services import ServiceError, Settings, client_env, down, procs, status, up
+from components.services import ServiceError, Settings, client_env, down, procs, status, up
 
 pytestmark = pytest.mark.unit
 
@@ -196,3 +197,23 @@ def test_spawned_process_outlives_its_parent_session(tmp_path):
         assert (tmp_path / "sleeper.log").read_text().startswith("\n==== ")
     finally:
         procs.stop_session(pid, grace_s=1)
+
+
+def test_prefect_api_calls_wait_out_a_slow_server_but_not_forever(monkeypatch):
+    from components.services import control
+
+    calls = []
+
+    def slow_twice(method, url, **kwargs):
+        calls.append(url)
+        if len(calls) <= 2:
+            raise httpx.ReadTimeout("the server is busy")
+        return httpx.Response(409, text="conflict")  # any answer counts, error statuses too
+
+    monkeypatch.setattr(control.httpx, "request", slow_twice)
+    monkeypatch.setattr(control.time, "sleep", lambda s: None)
+    assert control._api("GET", "http://127.0.0.1:9/api/x").status_code == 409 and len(calls) == 3
+    calls.clear()
+    with pytest.raises(control.ServiceError, match="did not answer GET http://127.0.0.1:9/api/x within 0 s"):
+        control._api("GET", "http://127.0.0.1:9/api/x", patience_s=0)
+    assert len(calls) == 1

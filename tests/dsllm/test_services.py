@@ -24,9 +24,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dsllm import services
-from dsllm.services import POOL, REPO, TRAINING_TAG, Settings, procs
-from dsllm.services.specs import tool
+from components import services
+from components.services import POOL, REPO, TRAINING_TAG, Settings, procs
+from components.services.specs import tool
 
 pytestmark = pytest.mark.integration
 

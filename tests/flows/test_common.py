@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from prefect import flow
 
-from flows import common, tracking
+from flows import common, stages, tracking
 from tests.flows import demo_stage
 
 pytestmark = pytest.mark.integration
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def demo(monkeypatch, home, prefect_server):
-    monkeypatch.setitem(common.STAGE_MODULES, "demo", "tests.flows.demo_stage")
+    monkeypatch.setitem(stages.SPECS, "demo", "tests.flows.demo_stage:STAGE")
     demo_stage.CALLS.clear()
     return demo_stage
 

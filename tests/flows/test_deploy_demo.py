@@ -1,6 +1,6 @@
 """The demo as the pipeline runs it: a background process started and hot-swapped by the deploy_demo flow.
 
-One demo process for the module (`python -m ui.app` via `dsllm.services.demo`, polling off, so
+One demo process for the module (`python -m ui.app` via `components.services.demo`, polling off, so
 only deploy_demo's reload can move it), the flow tests' temporary Prefect server, and a real
 headless Chromium (Debian's `chromium` driven by playwright) that chats in English and Chinese,
 watches the reply stream in, and sees the version in the header change after a promotion.
@@ -16,10 +16,10 @@ import pytest
 from gradio_client import Client
 from typer.testing import CliRunner
 
+from components.services import demo as demo_proc
+from components.services import procs
 from components.serving.config import DemoConfig
 from components.serving.generate import DEFAULT_SYSTEM
-from dsllm.services import demo as demo_proc
-from dsllm.services import procs
 from tests.components.serving import conftest as serving
 from tests.components.serving import fixtures as fx
 from tests.ui.conftest import free_port

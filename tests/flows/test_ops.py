@@ -11,7 +11,7 @@ import threading
 import pytest
 from prefect import flow
 
-from flows import common, ops
+from flows import common, ops, stages
 from tests.flows import flaky_stage
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def ops_home(tmp_path_factory):
 
 @pytest.fixture
 def flaky(monkeypatch, ops_home, prefect_server):
-    monkeypatch.setitem(common.STAGE_MODULES, "flaky", "tests.flows.flaky_stage")
+    monkeypatch.setitem(stages.SPECS, "flaky", "tests.flows.flaky_stage:STAGE")
     for state in (flaky_stage.CALLS, flaky_stage.FAIL, flaky_stage.SPANS):
         state.clear()
     return flaky_stage
@@ -86,7 +86,7 @@ def test_mistake_is_not_retried_and_the_log_says_how_to_resume(flaky, fast_retri
         chain(3, 5)
     assert len(flaky.CALLS) == 2, "a ValueError is a mistake: no retry"
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage flaky FAILED")]
-    first = common.spec("flaky").key(common.ArtifactStore(), {"n": 3}, {})
+    first = stages.spec("flaky").key(common.ArtifactStore(), {"n": 3}, {})
     assert line.startswith("stage flaky FAILED (ValueError: failure of n=5 on purpose)")
     assert f"inputs: up=dsllm://flaky/{first}" in line
     command = line.split("so this resumes it: ", 1)[1]

@@ -10,6 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from components.home import mlflow_client
+from components.registry import gate_summary
 from flows import summary
 from flows.stages import PIPELINE_STAGES, check_until
 
@@ -46,7 +47,7 @@ def test_summary_lists_stages_verdicts_demo_and_urls(registry, monkeypatch):
     report = summary.RunSummary("tiny")
     report.stage("data", cached=True, seconds=1.5, artifact="dsllm://data/abc")
     report.stage("pretrain", cached=False, seconds=12.25, artifact="dsllm://pretrain/def")
-    report.finish({summary.CHAT: "models:/dsllm-chat/2"})
+    report.finish({summary.CHAT: gate_summary(summary.CHAT, "2")})  # what register_and_gate hands on
     out = io.StringIO()
     Console(file=out, width=250).print(report.table())
     text = out.getvalue()
@@ -58,9 +59,9 @@ def test_summary_lists_stages_verdicts_demo_and_urls(registry, monkeypatch):
 
 
 def test_until_accepts_exactly_the_flow_stages():
-    from flows.pipeline import STEPS
+    from flows.pipeline import BUILDS, REGISTER
 
-    assert PIPELINE_STAGES == (*STEPS, "register")
+    assert PIPELINE_STAGES == (*(step.stage for step in BUILDS), REGISTER.stage) == (*PIPELINE_STAGES[:-1], "register")
     assert check_until("register") == "register"
     with pytest.raises(ValueError, match="Did you mean 'register'"):
         check_until("registr")

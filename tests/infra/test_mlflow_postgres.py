@@ -22,8 +22,8 @@ import httpx
 import mlflow
 import pytest
 
-from dsllm.services import procs
-from dsllm.services.specs import tool
+from components.services import procs
+from components.services.specs import tool
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from dsllm.services import procs
+from components.services import procs
 from tests.components.serving import conftest as serving
 
 # the serving tests' fixtures, shared (pytest finds fixtures by the names in a conftest's namespace)

@@ -18,7 +18,7 @@ from components.align.chat import preference
 from components.align.prepare import read_jsonl
 from components.artifacts import ArtifactStore
 from components.config import AlignConfig
-from components.home import Home
+from components.home import STAGE_RUN_ENV, Home
 from tests.components.align import fixtures as fx
 from tests.extras import use_extras
 
@@ -62,9 +62,9 @@ def aligned(tmp_path_factory):
         runs = {}
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2)
         try:
-            mp.setenv("DSLLM_MLFLOW_RUN_ID", runs.setdefault("sft", _mlflow_run(client, home, "sft")))
+            mp.setenv(STAGE_RUN_ENV, runs.setdefault("sft", _mlflow_run(client, home, "sft")))
             sft_result = sft.STAGE.run(cfg.model_copy(update={"num_workers": 0}), {"model": base.uri}, store)
-            mp.setenv("DSLLM_MLFLOW_RUN_ID", runs.setdefault("dpo", _mlflow_run(client, home, "dpo")))
+            mp.setenv(STAGE_RUN_ENV, runs.setdefault("dpo", _mlflow_run(client, home, "dpo")))
             dpo_result = dpo.STAGE.run(cfg.model_copy(update={"num_workers": 2}), {"model": sft_result.uri}, store)
         finally:
             ray.shutdown()

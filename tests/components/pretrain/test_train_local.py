@@ -13,6 +13,7 @@ import torch
 
 from components.artifacts import ArtifactStore
 from components.config import PackConfig, PipelineConfig, TokenizerConfig
+from components.home import STAGE_RUN_ENV
 from components.pretrain import stage
 from components.pretrain.loop import Run
 from components.pretrain.metrics import read
@@ -44,7 +45,7 @@ def test_stage_trains_publishes_and_logs(inputs, home, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     client, run_id = _mlflow_run(home)
-    monkeypatch.setenv("DSLLM_MLFLOW_RUN_ID", run_id)
+    monkeypatch.setenv(STAGE_RUN_ENV, run_id)
     store, cfg = ArtifactStore(home), _config(inputs, precision="bf16")  # bf16 weights, fp32 master copies
     uris = {name: _publish(store, name, path) for name, path in inputs.items()}
     result = stage.STAGE.run(cfg, uris, store)

@@ -12,7 +12,7 @@ import pytest
 
 from components.registry import card
 from components.registry.baselines import reply_rates, unigram_bpb, val_bpb
-from components.registry.evidence import from_evaluation
+from components.registry.evidence import available, from_evaluation
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +94,11 @@ def test_card_lists_the_data_stages_unavailable_sets(registry):
     text = "\n".join(card.data_section(lineage, registry.store))
     assert "4 contaminated documents dropped" in text
     assert "Not decontaminated against (evaluation sets not available when the data was built): ceval, cmmlu." in text
+
+
+def test_a_task_counts_as_measured_when_its_headline_metric_is_a_number():
+    assert available("hellaswag", {"acc_norm": 0.31, "acc": 0.30, "n": 10})
+    assert not available("hellaswag", {"acc": 0.30, "n": 10})  # only the headline metric counts
+    assert not available("mmlu", {"acc": float("nan"), "n": 0})
+    assert not available("mmlu", {"status": "not available", "n": 0})
+    assert not available("mmlu", "not available")

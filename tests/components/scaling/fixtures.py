@@ -3,7 +3,6 @@ them, so a flow run finds them cached), and fresh homes that link to them."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
@@ -12,12 +11,10 @@ import pytest
 from components.artifacts import ArtifactStore, parse_uri
 from components.home import Home
 from components.presets import load_config
+from flows.stages import PIPELINE, PIPELINE_STAGES, spec
 
 # stage → (module, config section, inputs), in pipeline order
-STAGES = {"corpus": ("components.sources.corpus", "sources", ()),
-          "data": ("components.data.stage", "data", ("corpus",)),
-          "tokenizer": ("components.tokenizer.stage", "tokenizer", ("data",)),
-          "pack": ("components.pack.stage", "pack", ("data", "tokenizer"))}
+UNTIL_PACK = PIPELINE[:PIPELINE_STAGES.index("pack") + 1]  # corpus, data, tokenizer, pack
 
 
 class use_home:
@@ -57,9 +54,8 @@ def tiny_artifacts(shared_cache_home, ray_two_cpus) -> dict[str, str]:
     cfg, uris = load_config("tiny"), {}
     with use_home(shared_cache_home.root) as home:
         store = ArtifactStore(home)
-        for stage, (module, section, inputs) in STAGES.items():
-            spec = importlib.import_module(module).STAGE
-            uris[stage] = spec.run(getattr(cfg, section), {name: uris[name] for name in inputs}, store).uri
+        for step in UNTIL_PACK:
+            uris[step.stage] = spec(step.stage).run(step.config(cfg), step.input_uris(uris), store).uri
     return uris
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from dsllm.services.specs import REPO, ServiceError, Settings, env_for, http_ok, tool
+from components.services.specs import REPO, ServiceError, Settings, env_for, http_ok, tool
 
 DEFAULT_PREFECT_FILE = REPO / "prefect.yaml"
 
@@ -26,7 +26,7 @@ def deploy(s: Settings | None = None, prefect_file: Path = DEFAULT_PREFECT_FILE,
     prefect_file = Path(prefect_file).resolve()
     if not prefect_file.is_file():
         raise FileNotFoundError(f"{prefect_file} does not exist; pass --prefect-file with a prefect.yaml.")
-    from dsllm.services.control import ensure_concurrency_limit
+    from components.services.control import ensure_concurrency_limit
 
     ensure_concurrency_limit(s)  # the deployments' training tasks rely on it
     env = {**env_for("prefect-worker", s), "PREFECT_CLI_PROMPT": "false"}

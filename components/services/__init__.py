@@ -6,9 +6,9 @@ registers prefect.yaml's deployments. See `specs` (what each service is), `contr
 `procs` (pid files, sessions, ports) and `deployments`.
 """
 
-from dsllm.services.control import down, ensure_concurrency_limit, ensure_pool, up
-from dsllm.services.deployments import DEFAULT_PREFECT_FILE, deploy, deployment
-from dsllm.services.specs import (
+from components.services.control import down, ensure_concurrency_limit, ensure_pool, up
+from components.services.deployments import DEFAULT_PREFECT_FILE, deploy, deployment
+from components.services.specs import (
     POOL,
     REPO,
     TRAINING_TAG,

@@ -17,8 +17,8 @@ from filelock import FileLock
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dsllm.services import procs
-from dsllm.services.specs import (
+from components.services import procs
+from components.services.specs import (
     POOL,
     PORT_ENV,
     SERVERS,
@@ -35,6 +35,8 @@ from dsllm.services.specs import (
 )
 
 START_TIMEOUT_S = 180.0
+HEALTH_REQUEST_S = 10.0  # one health request while `up` waits: a loaded machine's servers answer slowly, not never
+API_PATIENCE_S = 120.0  # how long a Prefect API call is retried while the server is slow or briefly unreachable
 
 
 def up(s: Settings | None = None, console: Console | None = None,
@@ -95,7 +97,7 @@ def _wait(s: Settings, pids: dict[str, int], started: dict[str, int], console: C
         tasks = {n: progress.add_task(f"{n}: {'starting' if n in started else 'checking'}") for n in pids}
         while pending:
             for name, pid in list(pending.items()):
-                if healthy(name, s, pid):
+                if healthy(name, s, pid, HEALTH_REQUEST_S):
                     what = "started" if name in started else "already running"
                     progress.update(tasks[name], description=f"{name}: {what} (pid {pid}) {s.url(name)}")
                     progress.stop_task(tasks[name])
@@ -115,7 +117,7 @@ def _failure(name: str, s: Settings, pid: int, timeout_s: float) -> str:
 
 def ensure_pool(s: Settings) -> None:
     """Create the process work pool unless it exists (the Prefect CLI fills its job template)."""
-    resp = httpx.get(f"{s.prefect_api}/work_pools/{POOL}", timeout=5.0)
+    resp = _api("GET", f"{s.prefect_api}/work_pools/{POOL}")
     if resp.status_code == 200:
         return
     env = env_for("prefect-worker", s)
@@ -123,6 +125,20 @@ def ensure_pool(s: Settings) -> None:
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
         raise ServiceError(f"could not create work pool {POOL}:\n{done.stdout}{done.stderr}")
+
+
+def _api(method: str, url: str, patience_s: float = API_PATIENCE_S, **kwargs) -> httpx.Response:
+    """A Prefect API request, sent again while the server does not answer (slow under load, or restarting);
+    any answer, error statuses included, is returned at once; silence past `patience_s` is a ServiceError."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return httpx.request(method, url, timeout=HEALTH_REQUEST_S * 3, **kwargs)
+        except httpx.TransportError as exc:
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"The Prefect server did not answer {method} {url} within {patience_s:.0f} s "
+                                   f"({type(exc).__name__}); `dsllm status` shows the services.") from None
+            time.sleep(1.0)
 
 
 def training_slots() -> int:
@@ -135,8 +151,8 @@ def training_slots() -> int:
 
 def ensure_concurrency_limit(s: Settings) -> dict:
     """Give the training tag its concurrency limit (created or updated: the API upserts); returns the limit."""
-    resp = httpx.post(f"{s.prefect_api}/concurrency_limits/",
-                      json={"tag": TRAINING_TAG, "concurrency_limit": training_slots()}, timeout=10.0)
+    resp = _api("POST", f"{s.prefect_api}/concurrency_limits/",  # an upsert: safe to send again
+                json={"tag": TRAINING_TAG, "concurrency_limit": training_slots()})
     if resp.status_code not in (200, 201):
         raise ServiceError(f"could not set the concurrency limit of tag {TRAINING_TAG}: {resp.status_code} {resp.text}")
     return resp.json()

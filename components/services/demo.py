@@ -17,9 +17,9 @@ from collections.abc import Callable
 import httpx
 
 from components.home import Home, quiet_telemetry
+from components.services import procs
+from components.services.specs import REPO, ServiceError, Settings, client_env
 from components.serving.config import DemoConfig
-from dsllm.services import procs
-from dsllm.services.specs import REPO, ServiceError, Settings, client_env
 
 NAME = "demo"
 START_TIMEOUT_S = 240.0  # importing torch, transformers, mlflow and gradio takes a while on 2 busy cores

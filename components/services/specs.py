@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from components.home import Home, quiet_telemetry
-from dsllm.services import procs
+from components.services import procs
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "dsllm-process"
@@ -202,10 +202,10 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _worker_online(s: Settings, since: float) -> bool:
+def _worker_online(s: Settings, since: float, timeout: float = 2.0) -> bool:
     """Our worker has sent a heartbeat to the pool since it was started."""
     try:
-        resp = httpx.post(f"{s.prefect_api}/work_pools/{POOL}/workers/filter", json={}, timeout=2.0)
+        resp = httpx.post(f"{s.prefect_api}/work_pools/{POOL}/workers/filter", json={}, timeout=timeout)
         workers = resp.json() if resp.status_code == 200 else []
     except (httpx.HTTPError, ValueError):
         return False
@@ -223,12 +223,13 @@ def _ray_ready(s: Settings, pid: int) -> bool:
     return any(p.name() == "raylet" for p in procs.session_members(pid))
 
 
-def healthy(name: str, s: Settings, pid: int) -> bool:
+def healthy(name: str, s: Settings, pid: int, timeout: float = 2.0) -> bool:
+    """One check of `name` (`timeout`: per HTTP request; `status` is quick, `up` waits longer on a busy machine)."""
     checks: dict[str, Callable[[], bool]] = {
-        "prefect": lambda: http_ok(f"{s.prefect_api}/health"),
-        "mlflow": lambda: http_ok(f"{s.url('mlflow')}/health"),
+        "prefect": lambda: http_ok(f"{s.prefect_api}/health", timeout),
+        "mlflow": lambda: http_ok(f"{s.url('mlflow')}/health", timeout),
         "ray": lambda: _ray_ready(s, pid),
-        "prefect-worker": lambda: _worker_online(s, procs.pid_path(s.home.run, name).stat().st_mtime),
+        "prefect-worker": lambda: _worker_online(s, procs.pid_path(s.home.run, name).stat().st_mtime, timeout),
     }
     return procs.alive(pid) and checks[name]()
 
