@@ -124,7 +124,7 @@ def materialize(uri: str, cache: Path, marker: str) -> Path:
     cache under a file lock so the workers of one node share it."""
     from filelock import FileLock
 
-    local = cache / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:24]
+    local = cache_path(uri, cache)
     if (local / marker).is_file():
         return local
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +136,11 @@ def materialize(uri: str, cache: Path, marker: str) -> Path:
                 raise FileNotFoundError(f"{uri} has no {marker}: it is not a finished artifact")
             tmp.rename(local)
     return local
+
+
+def cache_path(uri: str, cache: Path) -> Path:
+    """Where `materialize` keeps its copy of `uri`."""
+    return cache / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:24]
 
 
 def create_exclusive(uri: str, text: str) -> bool:
