@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -131,10 +132,14 @@ def materialize(uri: str, cache: Path, marker: str) -> Path:
     with FileLock(str(local) + ".lock"):
         if not (local / marker).is_file():
             tmp = local.with_name(f"{local.name}.tmp-{os.getpid()}")
-            download_dir(uri, tmp)
-            if not (tmp / marker).is_file():
-                raise FileNotFoundError(f"{uri} has no {marker}: it is not a finished artifact")
-            tmp.rename(local)
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                download_dir(uri, tmp)
+                if not (tmp / marker).is_file():
+                    raise FileNotFoundError(f"{uri} has no {marker}: it is not a finished artifact")
+                tmp.rename(local)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return local
 
 

@@ -85,3 +85,25 @@ def test_lease_is_exclusive_and_taken_over_when_stale(s3_root):
 def _hold(lock: str, order: list[str]) -> None:
     with storage.lease(lock, poll_s=0.1):
         order.append("second held")
+
+
+def test_workers_get_the_endpoint_but_not_the_secrets(s3_root):
+    from components.pretrain.trainer import worker_env
+
+    env = worker_env()
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and env[storage.URI_ENV] == s3_root
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_ACCESS_KEY_ID" not in env
+
+
+def test_a_remote_pack_is_copied_once_and_checked(s3_root, tmp_path):
+    source = tmp_path / "pack"
+    (source / "train").mkdir(parents=True)
+    (source / "train" / "0.bin").write_bytes(b"\x00" * 8)
+    (source / "pack.json").write_text("{}")
+    storage.upload_dir(source, f"{s3_root}/pack", last="pack.json")
+    first = storage.materialize(f"{s3_root}/pack", tmp_path / "cache", "pack.json")
+    storage.remove(f"{s3_root}/pack")  # a second call must not need the bucket
+    assert storage.materialize(f"{s3_root}/pack", tmp_path / "cache", "pack.json") == first
+    assert (first / "train" / "0.bin").read_bytes() == b"\x00" * 8
+    with pytest.raises(FileNotFoundError, match="has no pack.json"):
+        storage.materialize(f"{s3_root}/missing", tmp_path / "cache", "pack.json")

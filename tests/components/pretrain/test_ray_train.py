@@ -146,7 +146,7 @@ def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path,
     assert killed, "the worker was never killed"
     assert _worker(tmp_path, 1)["pid"] != killed["pid"]
     if where == "s3":  # the checkpoints are in the bucket, none on local disk
-        assert storage.exists(f"{ckpt}/step_00000008/dcp/.metadata") and storage.exists(f"{ckpt}/step_00000008/state.json")
+        assert all(storage.exists(f"{ckpt}/step_00000008/{name}") for name in ("dcp/.metadata", "state.json"))
         assert not list((tmp_path / "ckpt").glob("step_*"))
     else:
         assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()

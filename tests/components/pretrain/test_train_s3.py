@@ -11,10 +11,9 @@ import pytest
 from components import storage
 from components.artifacts import ArtifactStore
 from components.pretrain import stage
-from components.pretrain.loop import Run
 from components.pretrain.metrics import read
 from components.pretrain.trainer import pretrain
-from tests.components.pretrain.test_train_local import _config, _publish
+from tests.components.pretrain.test_train_local import _config, _publish, crash_after_step
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +26,11 @@ def test_stage_on_s3_resumes_a_killed_run_from_the_bucket(inputs, home, s3_root,
     ckpt = stage.checkpoint_dir(cfg, paths)
     assert ckpt.startswith(f"{s3_root}/checkpoints/")
     assert stage.pack_location(paths["pack"]) == f"{s3_root}/artifacts/pack/{paths['pack'].name}"
-    original = Run.train_step
-
-    def dies_after_step_7(self):
-        if self.step == 7:
-            raise RuntimeError("simulated crash")
-        return original(self)
-
-    monkeypatch.setattr(Run, "train_step", dies_after_step_7)
+    heal = crash_after_step(monkeypatch, 7)
     with pytest.raises(Exception, match="simulated crash"):
         stage.STAGE.run(cfg, uris, store)
     assert [n for n in storage.listdir(ckpt) if n.startswith("step_")] == ["step_00000005"]
-    monkeypatch.setattr(Run, "train_step", original)
+    heal()
     shutil.rmtree(home.cache / "remote")  # the resumed run fetches the pack from the bucket again
     resumed = stage.STAGE.run(cfg, uris, store)
     reference = pretrain(cfg.model, cfg.pretrain, inputs["pack"], inputs["tokenizer"], tmp_path / "out",
