@@ -36,7 +36,7 @@ Location = Path | str
 def latest(root: Location) -> Location | None:
     """The newest complete checkpoint under `root`, or None."""
     if storage.is_remote(root):
-        names = [n for n in storage.listdir(str(root)) if n.startswith(PREFIX) and not n.endswith(".tmp")]
+        names = [n for n in storage.listdir(str(root)) if n.startswith(PREFIX)]
         done = [n for n in names if storage.exists(storage.join(str(root), n, STATE))]
         return storage.join(str(root), done[-1]) if done else None
     root = Path(root)
@@ -96,8 +96,8 @@ def _write_tensors(folder: Location, rank: int, model_state, optim_state, sharde
 
 
 def save(root: Location, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
-         keep: int = 2) -> Path:
-    """Write checkpoint `step` (every rank calls this); returns its directory. A full disk raises an OSError
+         keep: int = 2) -> Location:
+    """Write checkpoint `step` (every rank calls this); returns its directory (or URI). A full disk raises an OSError
     naming the checkpoint directory (torch reports it as a bare "file write failed")."""
     from components import faults
 

@@ -173,7 +173,7 @@ class Run:
 
         return (lambda: get_model_state_dict(self.lm)), (lambda: get_optimizer_state_dict(self.lm, self.opt.inner))
 
-    def save(self) -> Path:
+    def save(self) -> checkpoint.Location:
         model_fn, optim_fn = self._state_fns()
         state = {"step": self.step, "tokens": self.tokens, "position": self.step * self.global_seqs,
                  "global_seqs": self.global_seqs, "scheduler": self.sched.state_dict(), "world": self.where.world}
