@@ -10,6 +10,10 @@ One process builds a key at a time (a file lock per key under `artifacts/.locks/
 waits and reuses the result. Before reuse the artifact is checked against its manifest
 (`components.integrity`); a damaged one is moved aside to `<key>.damaged-<time>` and rebuilt, never
 deleted in place, since another process may be reading it.
+
+With `DSLLM_ARTIFACTS_URI` set, the store is mirrored on object storage (`components.artifact_mirror`):
+published artifacts are uploaded (manifest last), missing ones are downloaded and checked before a
+rebuild is considered, and the per-key lock is also a lease object in the bucket.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from components import integrity
+from components import integrity, storage
+from components.artifact_mirror import Mirror
 from components.faults import disk_full, is_disk_full
 from components.home import Home
 from components.integrity import MANIFEST, ArtifactDamaged, describe_files, read_manifest, seal
@@ -128,6 +133,7 @@ class ArtifactStore:
     def __init__(self, home: Home | None = None):
         self.home = home or Home.resolve()
         self.root = self.home.artifacts
+        self.mirror = Mirror(uri) if (uri := storage.root_uri()) else None
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -135,6 +141,10 @@ class ArtifactStore:
     def resolve(self, uri: str) -> Path:
         """The directory of a finished artifact; a clear error when it is missing or its manifest unreadable."""
         path = self.path(*parse_uri(uri))
+        if not (path / MANIFEST).is_file() and self.mirror:
+            with self.lock(*parse_uri(uri)):
+                if not (path / MANIFEST).is_file():
+                    self.mirror.pull(*parse_uri(uri), path)
         if not (path / MANIFEST).is_file():
             raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (was it garbage-collected? "
                                     "re-run the pipeline to rebuild it)")
@@ -174,7 +184,8 @@ class ArtifactStore:
             log.warning("%s: another process is building it; waiting for it to finish", uri_for(stage, key))
             lock.acquire()
         try:
-            yield
+            with self.mirror.lock(stage, key) if self.mirror else contextlib.nullcontext():
+                yield
         finally:
             lock.release()
 
@@ -191,10 +202,14 @@ class ArtifactStore:
             if self.is_done(stage, key):
                 if not (found := self.problems(stage, key)):
                     os.utime(final / MANIFEST)  # last use, for gc
+                    if self.mirror and not self.mirror.is_done(stage, key):  # an upload cut short
+                        self.mirror.push(final, stage, key)
                     return self.result(stage, key, cached=True)
                 log.warning("%s is damaged, rebuilding it: %s", uri_for(stage, key), "; ".join(found))
             if final.exists():
                 self.quarantine(stage, key)
+            if self.mirror and self.mirror.pull(stage, key, final):
+                return self.result(stage, key, cached=True)
             tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)  # our own pid's leftover: nobody else reads it
             tmp.mkdir(parents=True)
@@ -208,6 +223,8 @@ class ArtifactStore:
                 if named is not None:
                     raise named from exc
                 raise
+            if self.mirror:
+                self.mirror.push(final, stage, key)
         return self.result(stage, key, cached=False)
 
     @staticmethod
@@ -250,9 +267,12 @@ class ArtifactStore:
         """{uri: problems} from a full check (every checksum) of one artifact or all of them."""
         if uri is not None:
             stage, key = parse_uri(uri)
-            if not self.path(stage, key).is_dir():
+            local = self.path(stage, key).is_dir()
+            remote = self.mirror is not None and self.mirror.is_done(stage, key)
+            if not local and not remote:
                 raise FileNotFoundError(f"Artifact {uri} is not in {self.root} (see `dsllm artifacts ls`)")
-            return {uri: self.problems(stage, key, full=True)}
+            return {uri: (self.problems(stage, key, full=True) if local else [])
+                    + (self.mirror.problems(stage, key, full=True) if remote else [])}
         return {row["uri"]: self.problems(row["stage"], row["key"], full=True) or ([row["damaged"]] if row["damaged"]
                                                                                     else []) for row in self.list()}
 

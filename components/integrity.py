@@ -25,10 +25,15 @@ class ArtifactDamaged(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        return sha256_stream(fh)
+
+
+def sha256_stream(fh) -> str:
+    """The sha256 of an open binary file (local or an fsspec object), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -59,8 +64,17 @@ def read_manifest(directory: Path) -> dict:
     """The parsed manifest of `directory`; ArtifactDamaged naming the file when it is unreadable or edited."""
     path = directory / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactDamaged(f"{path}: unreadable manifest ({exc})") from None
+    return parse_manifest(text, str(path))
+
+
+def parse_manifest(text: str, path: str) -> dict:
+    """The manifest in `text` (read from `path`, named in errors), its own checksum checked."""
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ArtifactDamaged(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
         raise ArtifactDamaged(f"{path}: not an artifact manifest")
@@ -123,3 +137,32 @@ def _try_stamp(directory: Path, files: list[str]) -> None:
         write_stamp(directory, files)
     except OSError:  # a read-only store is still verified, only again next time
         pass
+
+
+def remote_problems(uri: str, full: bool = False) -> list[str]:
+    """What is wrong with the artifact at the object-storage `uri` ([] = intact): sizes from the listing,
+    and with `full` every file's sha256 streamed from the store."""
+    from components import storage
+
+    fs, root = storage.fresh(uri)
+    try:
+        manifest = parse_manifest(fs.cat_file(f"{root}/{MANIFEST}").decode("utf-8"), f"{uri}/{MANIFEST}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{uri}/{MANIFEST}: unreadable manifest ({exc})"]
+    except ArtifactDamaged as exc:
+        return [str(exc)]
+    found = []
+    for rel, digest in manifest.get("files", {}).items():
+        path = f"{root}/{rel}"
+        try:
+            size = fs.info(path)["size"]
+        except FileNotFoundError:
+            found.append(f"{uri}/{rel}: missing")
+            continue
+        if size != manifest.get("sizes", {}).get(rel, size):
+            found.append(f"{uri}/{rel}: {size} bytes, the manifest says {manifest['sizes'][rel]}")
+        elif full:
+            with fs.open(path, "rb") as fh:
+                if sha256_stream(fh) != digest:
+                    found.append(f"{uri}/{rel}: content differs from the manifest's sha256")
+    return found

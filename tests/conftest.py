@@ -96,3 +96,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on a free loopback port for the whole session."""
+    from tests.s3server import LoopbackS3
+
+    server = LoopbackS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch) -> str:
+    """`DSLLM_ARTIFACTS_URI` pointing at a fresh bucket on the loopback S3 server."""
+    uri = s3_server.bucket() + "/dsllm"
+    monkeypatch.setenv("DSLLM_ARTIFACTS_URI", uri)
+    return uri

@@ -5,6 +5,10 @@ scheduler, the training state (step, tokens, data position) and every rank's RNG
 written into `step_<n>.tmp` and renamed when complete, so a crash mid-save leaves the previous
 checkpoint as the latest. DDP and local runs save one file from rank 0; FSDP runs save sharded with
 torch.distributed.checkpoint (every rank writes its own part). The last `keep` checkpoints stay.
+
+`root` may be an object-storage URI (`s3://...`, components.storage): object stores have no rename,
+so there every file goes straight into `step_<n>/` and `state.json` is written last as the commit
+mark; a step without it is not a checkpoint. DCP writes through fsspec (`FsspecWriter`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from components import storage
+
 PREFIX = "step_"
+STATE = "state.json"
+Location = Path | str
+"""A local directory or an object-storage URI."""
 
 
-def latest(root: Path) -> Path | None:
+def latest(root: Location) -> Location | None:
     """The newest complete checkpoint under `root`, or None."""
+    if storage.is_remote(root):
+        names = [n for n in storage.listdir(str(root)) if n.startswith(PREFIX)]
+        done = [n for n in names if storage.exists(storage.join(str(root), n, STATE))]
+        return storage.join(str(root), done[-1]) if done else None
+    root = Path(root)
     done = sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir() and not p.name.endswith(".tmp")
                   and (p / "state.json").is_file())
     return done[-1] if done else None
@@ -51,14 +65,46 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(root: Path, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
-         keep: int = 2) -> Path:
-    """Write checkpoint `step` (every rank calls this); returns its directory. A full disk raises an OSError
+def _open(folder: Location, name: str, mode: str):
+    if storage.is_remote(folder):
+        fs, path = storage.filesystem(str(folder))
+        return fs.open(f"{path}/{name}", mode)
+    return (Path(folder) / name).open(mode)
+
+
+def _dcp_io(folder: Location, write: bool) -> dict:
+    """checkpoint_id (and for object storage the fsspec writer/reader) of the DCP part of `folder`."""
+    if not storage.is_remote(folder):
+        return {"checkpoint_id": str(Path(folder) / "dcp")}
+    from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
+
+    uri = storage.join(str(folder), "dcp")
+    return {"checkpoint_id": uri, ("storage_writer" if write else "storage_reader"):
+            FsspecWriter(uri, sync_files=False) if write else FsspecReader(uri)}
+
+
+def _write_tensors(folder: Location, rank: int, model_state, optim_state, sharded: bool) -> None:
+    if sharded:
+        import torch.distributed.checkpoint as dcp
+
+        dcp.save({"model": model_state(), "optim": optim_state()}, **_dcp_io(folder, write=True))
+    elif rank == 0:
+        with _open(folder, "train.pt", "wb") as fh:
+            torch.save({"model": model_state(), "optim": optim_state()}, fh)
+    with _open(folder, f"rng_{rank}.pt", "wb") as fh:
+        torch.save(rng_state(), fh)
+
+
+def save(root: Location, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
+         keep: int = 2) -> Location:
+    """Write checkpoint `step` (every rank calls this); returns its directory (or URI). A full disk raises an OSError
     naming the checkpoint directory (torch reports it as a bare "file write failed")."""
     from components import faults
 
+    if storage.is_remote(root):
+        return _save_remote(str(root), step, state, rank, model_state, optim_state, sharded, keep)
     try:
-        return _save(root, step, state, rank, model_state, optim_state, sharded, keep)
+        return _save(Path(root), step, state, rank, model_state, optim_state, sharded, keep)
     except (OSError, RuntimeError) as exc:
         if faults.is_disk_full(exc) or faults.free_mb(root) < 1:
             raise faults.disk_full(exc, root) from exc
@@ -73,16 +119,10 @@ def _save(root: Path, step: int, state: dict, rank: int, model_state, optim_stat
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier()
-    if sharded:
-        import torch.distributed.checkpoint as dcp
-
-        dcp.save({"model": model_state(), "optim": optim_state()}, checkpoint_id=str(tmp / "dcp"))
-    elif rank == 0:
-        torch.save({"model": model_state(), "optim": optim_state()}, tmp / "train.pt")
-    torch.save(rng_state(), tmp / f"rng_{rank}.pt")
+    _write_tensors(tmp, rank, model_state, optim_state, sharded)
     _barrier()
     if rank == 0:
-        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        (tmp / STATE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         others = sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir() and p != final)
@@ -92,22 +132,42 @@ def _save(root: Path, step: int, state: dict, rank: int, model_state, optim_stat
     return final
 
 
-def load(path: Path, rank: int, sharded: bool, template=None) -> tuple[dict, dict]:
+def _save_remote(root: str, step: int, state: dict, rank: int, model_state, optim_state, sharded: bool,
+                 keep: int) -> str:
+    final = storage.join(root, f"{PREFIX}{step:08d}")
+    if rank == 0:
+        storage.remove(final)  # what a killed save left (no state.json, so never read as a checkpoint)
+    _barrier()
+    _write_tensors(final, rank, model_state, optim_state, sharded)
+    _barrier()
+    if rank == 0:
+        storage.write_text(storage.join(final, STATE), json.dumps(state, indent=2))  # the commit mark, last
+        others = [n for n in storage.listdir(root) if n.startswith(PREFIX) and storage.join(root, n) != final]
+        for old in others[:max(len(others) - (keep - 1), 0)]:
+            storage.remove(storage.join(root, old))
+    _barrier()
+    return final
+
+
+def load(path: Location, rank: int, sharded: bool, template=None) -> tuple[dict, dict]:
     """(training state, {"model", "optim"}) from checkpoint `path`; restores this rank's RNG.
 
     Sharded checkpoints load in place into `template()` (the current sharded state dicts).
     """
-    state = json.loads((path / "state.json").read_text())
+    with _open(path, STATE, "r") as fh:
+        state = json.load(fh)
     if sharded:
         import torch.distributed.checkpoint as dcp
 
         tensors = template()
-        dcp.load(tensors, checkpoint_id=str(path / "dcp"))
+        dcp.load(tensors, **_dcp_io(path, write=False))
     else:
-        tensors = torch.load(path / "train.pt", map_location="cpu", weights_only=False)
-    rng = path / f"rng_{rank}.pt"
-    if rng.is_file():  # a resumed run with more workers than saved leaves new ranks to their seed
-        set_rng_state(torch.load(rng, weights_only=False))
+        with _open(path, "train.pt", "rb") as fh:
+            tensors = torch.load(fh, map_location="cpu", weights_only=False)
+    rng = f"rng_{rank}.pt"
+    if storage.exists(storage.join(str(path), rng)) if storage.is_remote(path) else (Path(path) / rng).is_file():
+        with _open(path, rng, "rb") as fh:  # a resumed run with more workers than saved leaves new ranks to their seed
+            set_rng_state(torch.load(fh, weights_only=False))
     return state, tensors
 
 

@@ -17,7 +17,7 @@ from components.config import ModelConfig, PretrainConfig
 from components.pretrain.data import Pack
 
 
-def check_pack(pack_dir: Path, model: ModelConfig) -> Pack:
+def check_pack(pack_dir: Path | str, model: ModelConfig) -> Pack:
     """Open the pack with sha256 checks and make sure its sequences and tokens fit the model."""
     pack = Pack.open(pack_dir)  # sizes; the contents are read once below (sha256 and largest id)
     if pack.vocab_size != model.vocab_size:

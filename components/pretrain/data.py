@@ -1,7 +1,9 @@
 """The pack artifact as training data: checked shards and a seeded, resumable order of sequences.
 
 `Pack.open(dir, verify=True)` checks pack.json against the files (sizes, and sha256 when asked) and
-raises a clear error on any mismatch. `TrainOrder` cuts every shard into windows of seq_len + 1
+raises a clear error on any mismatch. A pack on object storage (an s3:// URI) is copied once into a
+local cache and memmapped from there (random access to windows needs a file); the first copy is
+checked against every sha256 in pack.json. `TrainOrder` cuts every shard into windows of seq_len + 1
 tokens (inputs and the next-token targets; stride seq_len) and visits them in a seeded order that
 is a pure function of (seed, position): a run resumed from a checkpoint at step s reads exactly the
 sequences an uninterrupted run would, for any number of workers. The order shuffles blocks of
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components import storage
 from components.sources.fetch import sha256_of
 
 BLOCK = 1 << 20  # windows per shuffle block
@@ -32,8 +35,12 @@ class Pack:
         self.eos_id, self.bos_id, self.pad_id = manifest["eos_id"], manifest.get("bos_id"), manifest.get("pad_id")
 
     @classmethod
-    def open(cls, root: str | Path, verify: bool = False) -> Pack:
-        """Open and check a pack; `verify` also compares every train shard's sha256 with pack.json."""
+    def open(cls, root: str | Path, verify: bool = False, cache: Path | None = None) -> Pack:
+        """Open and check a pack; `verify` also compares every train shard's sha256 with pack.json. A remote
+        pack is copied into `cache` (default: the home's cache) first."""
+        if storage.is_remote(root):
+            root, fresh = _local_copy(str(root), cache)
+            verify = verify or fresh
         root = Path(root).resolve()
         if not (root / "pack.json").is_file():
             raise FileNotFoundError(f"{root} has no pack.json: pass the pack stage's artifact directory")
@@ -79,6 +86,17 @@ class Pack:
 
     def val(self, bucket: str) -> np.ndarray:
         return self._map(self.manifest["val"][bucket])
+
+
+def _local_copy(uri: str, cache: Path | None) -> tuple[Path, bool]:
+    """(local copy of the remote pack, whether it was downloaded just now)."""
+    if cache is None:
+        from components.home import Home
+
+        cache = Home.resolve().cache
+    there = storage.cache_path(uri, cache) / "pack.json"
+    fresh = not there.is_file()
+    return storage.materialize(uri, cache, "pack.json"), fresh
 
 
 class TrainOrder:

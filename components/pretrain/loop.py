@@ -47,7 +47,9 @@ class RunSpec:
     model: dict
     pretrain: dict
     pack_dir: str
+    """The pack artifact: a local directory or an object-storage URI (workers copy it to `cache_dir`)."""
     ckpt_dir: str
+    """Step checkpoints: a local directory or an object-storage URI."""
     seq_len: int
     total_steps: int
     ids: dict = field(default_factory=dict)
@@ -57,6 +59,14 @@ class RunSpec:
     peak_flops: float | None = None
     """Per-worker matmul peak resolved once by the driver (the cached CPU probe); None = resolve in the worker."""
     peak_source: str = ""
+    run_dir: str | None = None
+    """Local folder for metrics.jsonl, worker heartbeats and the final model; None = `ckpt_dir`."""
+    cache_dir: str | None = None
+    """Where workers keep local copies of a remote pack."""
+
+    @property
+    def run_root(self) -> Path:
+        return Path(self.run_dir or self.ckpt_dir)
 
     @property
     def model_cfg(self) -> ModelConfig:
@@ -79,7 +89,7 @@ class Run:
         self.sharded = self.where.sharded(cfg.strategy)
         self.global_seqs = cfg.batch_tokens // spec.seq_len
         self.accum = self.global_seqs // (cfg.micro_batch * self.where.world)
-        pack = Pack.open(spec.pack_dir)
+        pack = Pack.open(spec.pack_dir, cache=Path(spec.cache_dir) if spec.cache_dir else None)
         self.order = TrainOrder(pack.train_shards(), spec.seq_len, cfg.seed)
         self.val = {b: val_windows(pack.val(b), spec.seq_len, cfg.val_batches * cfg.micro_batch)
                     for b in pack.buckets}
@@ -163,16 +173,16 @@ class Run:
 
         return (lambda: get_model_state_dict(self.lm)), (lambda: get_optimizer_state_dict(self.lm, self.opt.inner))
 
-    def save(self) -> Path:
+    def save(self) -> checkpoint.Location:
         model_fn, optim_fn = self._state_fns()
         state = {"step": self.step, "tokens": self.tokens, "position": self.step * self.global_seqs,
                  "global_seqs": self.global_seqs, "scheduler": self.sched.state_dict(), "world": self.where.world}
-        return checkpoint.save(Path(self.spec.ckpt_dir), self.step, state, self.where.rank, model_fn, optim_fn,
+        return checkpoint.save(self.spec.ckpt_dir, self.step, state, self.where.rank, model_fn, optim_fn,
                                self.sharded)
 
     def resume(self) -> bool:
         """Continue from the newest checkpoint, if any; True when one was loaded."""
-        path = checkpoint.latest(Path(self.spec.ckpt_dir))
+        path = checkpoint.latest(self.spec.ckpt_dir)
         if path is None:
             return False
         model_fn, optim_fn = self._state_fns()

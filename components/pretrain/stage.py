@@ -4,13 +4,17 @@ Inputs: {"pack": <pack artifact>, "tokenizer": <tokenizer artifact>}; the config
 `PipelineConfig`. The key covers the model, the pretraining fields that change the trained weights
 and the pack's sequence length; cadence and layout fields (evaluation and checkpoint intervals,
 workers, micro-batch, devices, threads, compile) do not retrain. Checkpoints live under
-`<home>/checkpoints/<key>`, so re-running a killed stage with the same key resumes.
+`<home>/checkpoints/<key>`, so re-running a killed stage with the same key resumes. With
+`DSLLM_ARTIFACTS_URI` set they live at `<uri>/checkpoints/<key>` and the workers read the pack from
+`<uri>/artifacts/pack/<key>` (components.storage), so the resume may happen on another machine.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from components import storage
+from components.artifact_mirror import Mirror
 from components.artifacts import StageSpec, stage_key
 from components.config import PipelineConfig
 from components.home import Home
@@ -28,14 +32,22 @@ def key_config(cfg: PipelineConfig) -> dict:
             "seq_len": cfg.pack.seq_len}
 
 
-def checkpoint_dir(cfg: PipelineConfig, inputs: dict[str, Path]) -> Path:
-    """`<home>/checkpoints/<artifact key>` (input artifacts are named by their keys)."""
+def checkpoint_dir(cfg: PipelineConfig, inputs: dict[str, Path]) -> Path | str:
+    """`<home>/checkpoints/<artifact key>` (input artifacts are named by their keys), or on object storage."""
     key = stage_key(NAME, VERSION, key_config(cfg), {name: Path(path).name for name, path in inputs.items()})
+    if remote := storage.root_uri():
+        return storage.join(remote, "checkpoints", key)
     return Home.resolve().root / "checkpoints" / key
 
 
+def pack_location(pack: Path) -> Path | str:
+    """The pack artifact where the workers read it: its copy on object storage when there is one."""
+    remote = storage.root_uri()
+    return Mirror(remote).uri(pack.parent.name, pack.name) if remote else pack
+
+
 def work(cfg: PipelineConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
-    return pretrain(cfg.model, cfg.pretrain, inputs["pack"], inputs["tokenizer"], out_dir,
+    return pretrain(cfg.model, cfg.pretrain, pack_location(Path(inputs["pack"])), inputs["tokenizer"], out_dir,
                     checkpoint_dir(cfg, inputs), seq_len=cfg.pack.seq_len)
 
 

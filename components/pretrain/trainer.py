@@ -6,10 +6,15 @@ recovering from worker failures (FailureConfig) from the newest checkpoint. Chec
 outside the artifact, so a killed process resumes when called again with the same checkpoint
 directory. The final model is copied to `out/hf` with the tokenizer, beside metrics.jsonl and the
 report; the returned counts summarise the run.
+
+The pack and the checkpoints may be on object storage (URIs, components.storage): workers copy the
+pack to their node and write checkpoints straight to the bucket, so a run killed on one machine
+resumes on another. metrics.jsonl, the heartbeats and the final model stay in a local run folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -17,7 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from components import preflight, ray_setup
+from components import preflight, ray_setup, storage
 from components.config import ModelConfig, PretrainConfig
 from components.home import Home, stage_mlflow_run
 from components.model import accounting, build_model, count_parameters
@@ -37,10 +42,11 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     ray_setup.ensure_ray(num_cpus, object_store_mb=200, log_to_driver=True)
 
 
-def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, ckpt_dir: Path,
-         seq_len: int | None = None) -> tuple[RunSpec, object]:
-    """Check every input and build the workers' RunSpec; returns (spec, tokenizer)."""
-    pack = check_pack(Path(pack_dir), model)
+def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path | str, tokenizer_dir: Path, ckpt_dir: Path | str,
+         seq_len: int | None = None, run_dir: Path | None = None) -> tuple[RunSpec, object]:
+    """Check every input and build the workers' RunSpec; returns (spec, tokenizer). `pack_dir` and `ckpt_dir`
+    may be object-storage URIs; `run_dir` (local) defaults to `ckpt_dir`, or a folder in the home's cache."""
+    pack = check_pack(pack_dir, model)
     check_seq_len(seq_len, pack)
     tokenizer = check_tokenizer(Path(tokenizer_dir), model)
     steps = check_batch(cfg, pack.seq_len)
@@ -52,9 +58,23 @@ def plan(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir:
     ids = {"bos_id": _id(tokenizer.bos_token_id, pack.bos_id), "eos_id": _id(tokenizer.eos_token_id, pack.eos_id),
            "pad_id": _id(tokenizer.pad_token_id, pack.pad_id)}
     run_id, uri = stage_mlflow_run()
-    return RunSpec(model=model.model_dump(), pretrain=cfg.model_dump(), pack_dir=str(pack.root),
-                   ckpt_dir=str(Path(ckpt_dir).resolve()), seq_len=pack.seq_len, total_steps=steps, ids=ids,
-                   mlflow_uri=uri or Home.resolve().mlflow_uri, mlflow_run_id=run_id), tokenizer
+    return RunSpec(model=model.model_dump(), pretrain=cfg.model_dump(),
+                   pack_dir=str(pack_dir) if storage.is_remote(pack_dir) else str(pack.root),
+                   ckpt_dir=_location(ckpt_dir), seq_len=pack.seq_len, total_steps=steps, ids=ids,
+                   mlflow_uri=uri or Home.resolve().mlflow_uri, mlflow_run_id=run_id,
+                   run_dir=str(_run_dir(ckpt_dir, run_dir)), cache_dir=str(Home.resolve().cache)), tokenizer
+
+
+def _location(place: Path | str) -> str:
+    return str(place) if storage.is_remote(place) else str(Path(place).resolve())
+
+
+def _run_dir(ckpt_dir: Path | str, run_dir: Path | None) -> Path:
+    if run_dir is not None:
+        return Path(run_dir).resolve()
+    if not storage.is_remote(ckpt_dir):
+        return Path(ckpt_dir).resolve()
+    return Home.resolve().cache / "runs" / hashlib.sha256(str(ckpt_dir).encode()).hexdigest()[:24]
 
 
 def _id(preferred, fallback) -> int | None:
@@ -83,18 +103,18 @@ def fit(spec: RunSpec, progress: bool = True) -> None:
         train_loop, train_loop_config=asdict(spec), scaling_config=scaling,
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         run_config=RunConfig(name=f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-                             storage_path=str(Path(spec.ckpt_dir) / "ray"),
+                             storage_path=str(spec.run_root / "ray"),
                              failure_config=FailureConfig(max_failures=cfg.max_failures,
                                                           controller_failure_limit=failures.STARTUP_FAILURES),
                              worker_runtime_env={"env_vars": worker_env()}))
-    with ProgressMonitor(Path(spec.ckpt_dir) / "metrics.jsonl", spec.total_steps, spec.total_steps * cfg.batch_tokens,
+    with ProgressMonitor(spec.run_root / "metrics.jsonl", spec.total_steps, spec.total_steps * cfg.batch_tokens,
                          bar=progress), failures.deterministic_failures_stop():
         try:
             result = trainer.fit()
         except Exception as exc:
-            raise failures.plain_error(exc, Path(spec.ckpt_dir)) from exc
+            raise failures.plain_error(exc, spec.run_root) from exc
     if getattr(result, "error", None):
-        raise failures.plain_error(result.error, Path(spec.ckpt_dir)) from result.error
+        raise failures.plain_error(result.error, spec.run_root) from result.error
 
 
 def driver_cpu_peak(spec: RunSpec) -> tuple[float, str]:
@@ -111,8 +131,10 @@ def driver_cpu_peak(spec: RunSpec) -> tuple[float, str]:
 def worker_env() -> dict[str, str]:
     """Environment of the training workers. OpenMP threads that sleep at barriers instead of spinning
     (unless the user chose otherwise): on a busy or oversubscribed CPU, spinning threads starve the
-    thread everyone waits for; measured here, small steps ran 3-35x faster under load with PASSIVE."""
-    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    thread everyone waits for; measured here, small steps ran 3-35x faster under load with PASSIVE.
+    The object-storage endpoint and region go along (credentials do not: the nodes' own roles or env)."""
+    forwarded = {name: os.environ[name] for name in storage.FORWARDED_ENV if os.environ.get(name)}
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), **forwarded}
 
 
 def _resources(cfg: PretrainConfig) -> dict:
@@ -134,11 +156,12 @@ def _log_model(spec: RunSpec, folder: Path) -> None:
         log.warning("the final model was not logged to MLflow (%s)", err)
 
 
-def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_dir: Path, out_dir: Path,
-             ckpt_dir: Path, seq_len: int | None = None, progress: bool = True) -> dict:
+def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path | str, tokenizer_dir: Path, out_dir: Path,
+             ckpt_dir: Path | str, seq_len: int | None = None, progress: bool = True,
+             run_dir: Path | None = None) -> dict:
     """Train (or resume) and publish into `out_dir`: hf/, metrics.jsonl, report/; returns counts."""
-    spec, tokenizer = plan(model, cfg, pack_dir, tokenizer_dir, ckpt_dir, seq_len)
-    ckpt = Path(spec.ckpt_dir)
+    spec, tokenizer = plan(model, cfg, pack_dir, tokenizer_dir, ckpt_dir, seq_len, run_dir)
+    ckpt = spec.run_root
     ckpt.mkdir(parents=True, exist_ok=True)
     if (ckpt / FINAL / "config.json").is_file():
         log.info("pretrain: the final model is already in %s; publishing it", ckpt / FINAL)
@@ -155,6 +178,8 @@ def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path, tokenizer_
     _log_model(spec, out_dir / "hf")
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt, ignore_errors=True)
+        if storage.is_remote(spec.ckpt_dir):
+            storage.remove(spec.ckpt_dir)
     return {**summary(records), "params": acc["params"], "params_non_embedding": acc["params_non_embedding"],
             "flops_per_token": acc["flops_per_token"], "six_n1": acc["six_n1"], "six_n2": acc["six_n2"],
             "compute": acc["compute"]}

@@ -26,7 +26,7 @@ def _report(metrics: dict) -> None:
 
 def train_loop(config: dict) -> None:
     spec = RunSpec(**config)
-    run, cfg, root = Run(spec), spec.cfg, Path(spec.ckpt_dir)
+    run, cfg, root = Run(spec), spec.cfg, spec.run_root
     rank0 = run.where.rank == 0
     sink = MetricsSink(root / "metrics.jsonl", spec.mlflow_uri, spec.mlflow_run_id) if rank0 else None
     run.resume()

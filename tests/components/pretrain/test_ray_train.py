@@ -1,18 +1,22 @@
 """Pretraining on a real two-node Ray cluster on loopback (one CPU per node): DDP with one worker on
 each node, FSDP with activation checkpointing recovering from a killed worker through its sharded
 checkpoint (the DDP/local checkpoint path is resumed in test_train_local), and the deepseek_7b layer
-width trained, killed and resumed the same way."""
+width trained, killed and resumed the same way, with its checkpoints on local disk and on a real S3 server
+on loopback (moto); workers on both nodes read the pack from that S3 server."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
+from components import storage
 from components.pretrain.metrics import read
-from components.pretrain.trainer import pretrain
+from components.pretrain.trainer import fit, plan, pretrain
 from tests.components.pretrain.conftest import tiny_model, tiny_train
 from tests.components.pretrain.raycluster import LoopbackCluster, wait_for
 
@@ -23,7 +27,8 @@ LONG = {"total_tokens": 60 * 512, "checkpoint_every": 10, "eval_every": 20}
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(s3_server):
+    """Started after the S3 server: the nodes inherit its endpoint and test credentials."""
     import ray
 
     nodes = LoopbackCluster()
@@ -91,6 +96,21 @@ def test_killed_fsdp_worker_resumes_from_last_checkpoint(cluster, inputs, tmp_pa
     assert counts["final_loss"] == pytest.approx(reference["final_loss"], rel=0.02)
 
 
+def test_workers_on_two_nodes_read_the_pack_from_s3(cluster, inputs, tmp_path, home, s3_root):
+    """The pack uploaded to the bucket; the driver's checked copy is deleted before training, so the workers
+    fetch the shards from S3 themselves (and check them against pack.json)."""
+    pack = f"{s3_root}/pack"
+    storage.upload_dir(inputs["pack"], pack, last="pack.json")
+    spec, _ = plan(tiny_model(inputs), tiny_train(num_workers=2, cpus_per_worker=1, total_tokens=6 * 512),
+                   pack, inputs["tokenizer"], tmp_path / "ckpt")
+    copy = storage.cache_path(pack, Path(spec.cache_dir))
+    shutil.rmtree(copy)
+    fit(spec, progress=False)
+    assert spec.pack_dir == pack and (copy / "pack.json").is_file()  # downloaded again, by the workers
+    assert [r["step"] for r in read(tmp_path / "ckpt" / "metrics.jsonl")] == list(range(1, 7))
+    assert len({_worker(tmp_path, rank)["node"] for rank in (0, 1)}) == 2
+
+
 def _kill_rank_1_after(folder, step: int, killed: dict) -> threading.Thread:
     def kill():
         info = wait_for(lambda: (w := _worker(folder, 1)) and w["step"] >= step and w, timeout=1800)
@@ -102,11 +122,15 @@ def _kill_rank_1_after(folder, step: int, killed: dict) -> threading.Thread:
     return thread
 
 
-def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path, request, where):
     """One decoder layer of deepseek_7b's exact shape (d 4096, 32 heads, d_ffn 11008; ~200M parameters) with
     the fixtures' small vocabulary, sharded over 2 CPU workers with full activation checkpointing: trains,
-    checkpoints (DCP), loses rank 1 to SIGKILL, resumes and finishes."""
+    checkpoints (DCP, on local disk or on the loopback S3 server), loses rank 1 to SIGKILL, resumes and
+    finishes."""
     from components.presets import deepseek_7b
+
+    ckpt = f"{request.getfixturevalue('s3_root')}/ckpt" if where == "s3" else tmp_path / "ckpt"
 
     seven = deepseek_7b().model
     model = tiny_model(inputs, n_layer=1, d_model=seven.d_model, n_head=seven.n_head, n_kv_head=seven.n_kv_head,
@@ -116,12 +140,16 @@ def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path)
                        strategy="fsdp", activation_checkpointing="full", keep_checkpoints=True, max_failures=2)
     killed: dict = {}
     killer = _kill_rank_1_after(tmp_path, 4, killed)
-    counts = pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
-                      progress=False)
+    counts = pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", ckpt, progress=False,
+                      run_dir=tmp_path / "ckpt")
     killer.join(timeout=5)
     assert killed, "the worker was never killed"
     assert _worker(tmp_path, 1)["pid"] != killed["pid"]
-    assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()
+    if where == "s3":  # the checkpoints are in the bucket, none on local disk
+        assert all(storage.exists(f"{ckpt}/step_00000008/{name}") for name in ("dcp/.metadata", "state.json"))
+        assert not list((tmp_path / "ckpt").glob("step_*"))
+    else:
+        assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()
     records = read(tmp_path / "out" / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(1, 9))
     assert counts["params"] > 190_000_000 and records[-1]["loss"] < records[0]["loss"]

@@ -89,6 +89,19 @@ def test_key_covers_results_not_cadence(inputs):
     assert key(cfg) != key(cfg.model_copy(update={"pack": PackConfig(seq_len=64)}))
 
 
+def crash_after_step(monkeypatch, step: int):
+    """Make every run raise "simulated crash" after `step` steps; returns the function that undoes it."""
+    original = Run.train_step
+
+    def dies(self):
+        if self.step == step:
+            raise RuntimeError("simulated crash")
+        return original(self)
+
+    monkeypatch.setattr(Run, "train_step", dies)
+    return lambda: monkeypatch.setattr(Run, "train_step", original)
+
+
 def test_killed_run_resumes_from_its_checkpoint(inputs, home, tmp_path, monkeypatch):
     model, train = tiny_model(inputs), tiny_train(cpus_per_worker=1, keep_checkpoints=True)
 
@@ -97,18 +110,11 @@ def test_killed_run_resumes_from_its_checkpoint(inputs, home, tmp_path, monkeypa
                         tmp_path / f"ckpt-{name}", progress=False)
 
     reference = go("whole")
-    original = Run.train_step
-
-    def dies_after_step_7(self):
-        if self.step == 7:
-            raise RuntimeError("simulated crash")
-        return original(self)
-
-    monkeypatch.setattr(Run, "train_step", dies_after_step_7)
+    heal = crash_after_step(monkeypatch, 7)
     with pytest.raises(Exception, match="simulated crash"):
         go("killed")
     assert sorted(p.name for p in (tmp_path / "ckpt-killed").glob("step_*")) == ["step_00000005"]
-    monkeypatch.setattr(Run, "train_step", original)
+    heal()
     resumed = go("killed")
     steps = [r["step"] for r in read(tmp_path / "out-killed" / "metrics.jsonl")]
     assert steps == list(range(1, 17))  # steps 6-7 were redone, not duplicated
