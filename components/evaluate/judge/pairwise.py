@@ -17,6 +17,7 @@ from scipy import stats
 
 from components.evaluate.judge.client import Reply
 from components.evaluate.judge.prompts import pairwise_messages, parse_verdict
+
 RESAMPLES, SEED = 4000, 20240201  # as the gate's paired bootstrap (components/registry/stats.py, not imported: a cycle)
 
 OUTCOME_OF = ({"A": "win", "B": "loss", "C": "tie"}, {"A": "loss", "B": "win", "C": "tie"})

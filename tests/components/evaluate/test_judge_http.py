@@ -11,6 +11,7 @@ in MLflow. Aggregation with usable verdicts is covered in test_judge.py.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import openai
 import pytest
@@ -21,8 +22,13 @@ from components.evaluate.report import log_mlflow
 from components.evaluate.runner import evaluate
 from components.evaluate.toy import toy_model
 from components.home import Home
-from tests.components.serving.conftest import MODEL, _one_torch_thread, chat_dirs, registry, registry_env  # noqa: F401
+from tests.components.serving import conftest as serving
 from tests.ui.conftest import free_port
+
+# the serving tests' registry of tiny chat models (two versions of dsllm-chat), shared
+MODEL = serving.MODEL
+_one_torch_thread, chat_dirs, registry, registry_env = (serving._one_torch_thread, serving.chat_dirs,
+                                                        serving.registry, serving.registry_env)
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +97,23 @@ def test_an_endpoint_contestant_and_no_judge(judge_server, registry_env, tmp_pat
     results = evaluate("/nonexistent/model", cfg=idle, out_dir=tmp_path / "b", home=Home.resolve())
     assert set(results["not_available"]) == {"pairwise", "graded", "exam"}  # nothing loaded, nothing called
     assert "not run: no judge configured" in (tmp_path / "b" / "report" / "scorecard.md").read_text()
+
+
+def test_dsllm_eval_pairwise_with_the_served_model_as_judge(judge_server, registry_env, tmp_path):
+    """The acceptance command: two registered versions as contestants, the project's API as judge (its model
+    found by listing the endpoint's models), results and judgements in MLflow."""
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from dsllm.cli import app
+
+    v1, v2 = (f"models:/{MODEL}/{registry_env.versions[i]}" for i in (1, 2))
+    result = CliRunner().invoke(app, ["eval", "--model", v1, "--opponent", v2, "--tasks", "pairwise", "--judge-url",
+                                      f"{judge_server.url}/v1", "--limit", "2", "--max-new-tokens", "8",
+                                      "--judge-max-tokens", "8", "--no-cache", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run_id = result.output.split("MLflow run:")[1].split()[0]
+    run = MlflowClient().get_run(run_id)
+    assert run.data.metrics["pairwise.judge_calls"] == 4 and "toy-judge" in run.data.params["judge"]
+    local = MlflowClient().download_artifacts(run_id, "samples/pairwise.jsonl", str(tmp_path / "back"))
+    assert [len(r["judgements"]) for r in read(Path(local))] == [2, 2]
