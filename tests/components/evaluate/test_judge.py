@@ -18,6 +18,8 @@ from components.evaluate.judge.contestants import two_turns
 from components.evaluate.judge.prompts import CATEGORIES, load_questions, parse_score, parse_verdict
 from components.evaluate.stage import key_config
 
+pytestmark = pytest.mark.unit
+
 
 class ScriptedJudge:
     """Answers each judge conversation with `rule(user text)`; records what it was asked."""
