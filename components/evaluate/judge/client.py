@@ -4,21 +4,55 @@ The key comes from the environment variable the config names (checked when the e
 missing key is one clear error before any work). A request that fails (a 4xx such as a prompt over the
 model's context, a timeout, a refused connection after the client's retries) becomes a `Reply` with
 its error: the caller counts and quarantines it, the evaluation goes on.
+
+`ask_many` fits judge prompts into the judge's context: a prompt the server refuses as too long (the
+OpenAI error text, which vLLM and the project's API share, states the context and the prompt's tokens)
+is built again with compact instructions and its texts clipped to fit, a few times at most.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from components.config import EndpointConfig
+from components.evaluate.judge.prompts import MAX_ANSWER_CHARS
+
+
+FIT_TRIES = 5
+_LIMIT = re.compile(r"maximum context length is (\d+) tokens.*?\((\d+) in the (?:prompt|messages)", re.S)
+Build = Callable[[int, bool], list[dict]]
+"""(clip characters, short) -> the judge's messages."""
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
     error: str | None = None
+
+
+def _chars(messages: list[dict]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def _clip_to_fit(build: Build, refused: list[dict], context: int, prompt: int, max_tokens: int) -> int:
+    """The largest clip whose short prompt has at most 80% of the room in characters, at the refused prompt's
+    characters per token."""
+    target = 0.8 * (context - max_tokens) * _chars(refused) / max(prompt, 1)
+    low, high = 1, MAX_ANSWER_CHARS
+    while low < high:  # the short prompt grows with the clip: bisect
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if _chars(build(mid, True)) <= target else (low, mid - 1)
+    return low
+
+
+def context_limit(error: str | None) -> tuple[int, int] | None:
+    """(context tokens, prompt tokens) from a context-length error; None for any other error."""
+    found = _LIMIT.search(error or "")
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 def api_key(cfg: EndpointConfig) -> str:
@@ -54,6 +88,25 @@ class Endpoint:
         except openai.OpenAIError as exc:
             return Reply("", f"{type(exc).__name__}: {exc}")
         return Reply(out.choices[0].message.content or "")
+
+    def fit(self, build: Build, max_tokens: int) -> Reply:
+        """The reply to `build(MAX_ANSWER_CHARS, False)`, else to shorter builds while the server says the prompt is
+        too long for its context."""
+        messages = build(MAX_ANSWER_CHARS, False)
+        reply = self.chat(messages, max_tokens)
+        for _ in range(FIT_TRIES - 1):
+            limit = context_limit(reply.error)
+            if limit is None:
+                return reply
+            max_tokens = min(max_tokens, max(4, limit[0] // 8))  # a verdict is short: most of the room is prompt
+            messages = build(_clip_to_fit(build, messages, *limit, max_tokens), True)
+            reply = self.chat(messages, max_tokens)
+        return reply
+
+    def ask_many(self, builds: list[Build], max_tokens: int) -> list[Reply]:
+        """`fit` for each prompt builder, in order, `concurrency` at once."""
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda b: self.fit(b, max_tokens), builds))
 
     def chat_many(self, conversations: list[list[dict]], max_tokens: int, temperature: float = 0.0) -> list[Reply]:
         """Replies in the order of `conversations` (the server batches what arrives together)."""

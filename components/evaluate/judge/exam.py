@@ -10,6 +10,7 @@ keirp/hungarian_national_hs_finals_exam is read instead (an optional online bran
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,8 @@ def load_rows(files: list[str]) -> list[dict]:
 
 
 def grade(judge, problems: list[dict], answers: list[Reply], max_tokens: int) -> list[dict]:
-    asks = [exam_messages(p, a.text) for p, a in zip(problems, answers, strict=True) if not a.error]
-    replies = iter(judge.chat_many(asks, max_tokens))
+    asks = [partial(exam_messages, p, a.text) for p, a in zip(problems, answers, strict=True) if not a.error]
+    replies = iter(judge.ask_many(asks, max_tokens))
     return [_record(p, a, None if a.error else next(replies)) for p, a in zip(problems, answers, strict=True)]
 
 

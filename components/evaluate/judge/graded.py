@@ -5,6 +5,8 @@ answers are quarantined with their reason and counted; the mean rating gets a bo
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from components.evaluate.judge.client import Reply
@@ -14,8 +16,9 @@ from components.evaluate.judge.prompts import graded_messages, parse_score
 
 def grade(judge, questions: list[dict], answers: list[list[Reply]], max_tokens: int) -> list[dict]:
     ok = [not any(r.error for r in a) for a in answers]
-    asks = [graded_messages(q, [r.text for r in a]) for q, a, fine in zip(questions, answers, ok, strict=True) if fine]
-    replies = iter(judge.chat_many(asks, max_tokens))
+    asks = [partial(graded_messages, q, [r.text for r in a])
+            for q, a, fine in zip(questions, answers, ok, strict=True) if fine]
+    replies = iter(judge.ask_many(asks, max_tokens))
     return [_record(q, a, next(replies) if fine else None) for q, a, fine in zip(questions, answers, ok, strict=True)]
 
 

@@ -11,6 +11,7 @@ its interval is a percentile bootstrap over questions.
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 import numpy as np
 from scipy import stats
@@ -52,8 +53,9 @@ def judge_pairs(judge, questions: list[dict], mine: list[list[Reply]], other: li
     asks = []
     for q, a, b, fine in zip(questions, mine, other, ok, strict=True):
         texts_a, texts_b = [r.text for r in a], [r.text for r in b]
-        asks += [pairwise_messages(q, texts_a, texts_b), pairwise_messages(q, texts_b, texts_a)] if fine else []
-    replies = iter(judge.chat_many(asks, max_tokens))
+        asks += [partial(pairwise_messages, q, texts_a, texts_b), partial(pairwise_messages, q, texts_b, texts_a)
+                 ] if fine else []
+    replies = iter(judge.ask_many(asks, max_tokens))
     return [_record(q, a, b, [next(replies), next(replies)] if fine else [])
             for q, a, b, fine in zip(questions, mine, other, ok, strict=True)]
 

@@ -30,6 +30,9 @@ GRADE_SYSTEM = (
     "mistakes or gaps; 7-8 correct and helpful with minor flaws; 9-10 correct, complete, clear and well "
     "written. When reference answers are given, an answer that contradicts them cannot score above 4. Explain "
     "briefly, then end with your score on its own line as: Rating: [[N]]")
+COMPACT = {"pair": "Better: [[A]], [[B]] or [[C]]?", "grade": "Rating 1-10: [[N]]?",
+           "exam": "Points vs reference: [[N]]?"}
+"""Instructions for a judge whose context cannot hold the full ones (`client.Endpoint.fit` falls back to them)."""
 EXAM_SYSTEM = (
     "You are grading a written mathematics exam. Compare the student's solution with the reference solution. "
     "Award points for correct reasoning steps and for the correct final result as the reference does; a correct "
@@ -47,7 +50,7 @@ def load_questions(path: Path = QUESTIONS) -> list[dict]:
 
 
 def clip(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit] + " […cut]"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _dialogue(question: dict, answers: list[str], who: str) -> str:
@@ -62,19 +65,36 @@ def _references(question: dict) -> str:
     return "".join(f"Reference answer (turn {i}): {ref}\n" for i, ref in enumerate(refs, 1)) + ("\n" if refs else "")
 
 
-def pairwise_messages(question: dict, first: list[str], second: list[str]) -> list[dict]:
-    """The judge's conversation with `first` shown as Assistant A and `second` as Assistant B."""
+def _short(instruction: str, rows: list[tuple[str, list[str]]], limit: int) -> list[dict]:
+    """One user message: the compact instruction, then a line per row of texts clipped to `limit` characters (no
+    system prompt: some small models' templates take none, and every token counts)."""
+    lines = [f"{label}: {' | '.join(clip(t, limit) for t in texts)}" for label, texts in rows]
+    return [{"role": "user", "content": "\n".join([instruction, *lines])}]
+
+
+def pairwise_messages(question: dict, first: list[str], second: list[str], limit: int = MAX_ANSWER_CHARS,
+                      short: bool = False) -> list[dict]:
+    """The judge's conversation with `first` shown as Assistant A and `second` as Assistant B; `short`: compact
+    instructions and texts clipped to `limit` characters, for a judge with a small context."""
+    if short:
+        return _short(COMPACT["pair"], [("Q", question["turns"]), ("A", first), ("B", second)], limit)
     body = _references(question) + _dialogue(question, first, "Assistant A") + "\n" + _dialogue(
         question, second, "Assistant B")
     return [{"role": "system", "content": PAIR_SYSTEM}, {"role": "user", "content": body}]
 
 
-def graded_messages(question: dict, answers: list[str]) -> list[dict]:
+def graded_messages(question: dict, answers: list[str], limit: int = MAX_ANSWER_CHARS,
+                    short: bool = False) -> list[dict]:
+    if short:
+        return _short(COMPACT["grade"], [("Q", question["turns"]), ("Answer", answers)], limit)
     body = _references(question) + _dialogue(question, answers, "Assistant")
     return [{"role": "system", "content": GRADE_SYSTEM}, {"role": "user", "content": body}]
 
 
-def exam_messages(problem: dict, answer: str) -> list[dict]:
+def exam_messages(problem: dict, answer: str, limit: int = MAX_ANSWER_CHARS, short: bool = False) -> list[dict]:
+    if short:
+        return _short(f"{COMPACT['exam']} (0 to {problem['points']:g})", [
+            ("Problem", [problem["question"]]), ("Reference", [problem["solution"]]), ("Solution", [answer])], limit)
     body = (f"Problem ({problem['points']} points):\n{problem['question']}\n\nReference solution:\n"
             f"{problem['solution']}\n\nStudent's solution:\n{clip(answer)}\n\nThe score must be between 0 and "
             f"{problem['points']}.")

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from components.config import EndpointConfig, EvalConfig
 from components.evaluate import data
 from components.evaluate.judge import exam, graded, pairwise
-from components.evaluate.judge.client import Reply, api_key
+from components.evaluate.judge.client import FIT_TRIES, Endpoint, Reply, api_key, context_limit
 from components.evaluate.judge.contestants import two_turns
-from components.evaluate.judge.prompts import CATEGORIES, load_questions, parse_score, parse_verdict
+from components.evaluate.judge.prompts import (CATEGORIES, graded_messages, load_questions, pairwise_messages,
+                                               parse_score, parse_verdict)
 from components.evaluate.stage import key_config
 
 pytestmark = pytest.mark.unit
@@ -27,7 +28,8 @@ class ScriptedJudge:
     def __init__(self, rule):
         self.rule, self.asked = rule, []
 
-    def chat_many(self, conversations, max_tokens, temperature=0.0):
+    def ask_many(self, builds, max_tokens):
+        conversations = [build(3000, False) for build in builds]
         self.asked += conversations
         return [self.rule(c[-1]["content"]) for c in conversations]
 
@@ -178,3 +180,40 @@ def test_judge_settings_enter_the_stage_key_only_when_set(monkeypatch):
     judged = key_config(EvalConfig(judge=EndpointConfig(url="http://h/v1", model="m"), opponent="models:/x/1"))
     assert judged["judge"]["model"] == "m" and judged["opponent"] == "models:/x/1"
     assert key_config(EvalConfig(judge_concurrency=9)) == plain
+
+
+class SmallContext(Endpoint):
+    """An endpoint stand-in whose model reads `context` tokens (3 characters each) and refuses longer prompts with
+    the error text of the project's API (and OpenAI's)."""
+
+    def __init__(self, context: int):
+        super().__init__(EndpointConfig(url="http://127.0.0.1:9/v1", model="m"))
+        self.context, self.sent = context, []
+
+    def chat(self, messages, max_tokens, temperature=0.0):
+        self.sent.append((messages, max_tokens))
+        prompt = sum(len(m["content"]) for m in messages) // 3
+        if prompt + max_tokens > self.context:
+            return Reply("", f"BadRequestError: Error code: 400 - This model's maximum context length is {self.context} "
+                             f"tokens. However, you requested {prompt + max_tokens} tokens ({prompt} in the prompt, "
+                             f"{max_tokens} in the completion).")
+        return Reply("[[A]]")
+
+
+def test_a_judge_prompt_is_fitted_into_a_small_context():
+    long = [f"{'word ' * 400}{i}" for i in range(2)]
+    judge = SmallContext(128)
+    reply = judge.fit(lambda limit, short: pairwise_messages(q(1), long, long, limit, short), 512)
+    assert reply == Reply("[[A]]") and len(judge.sent) == 2
+    messages, budget = judge.sent[-1]
+    assert budget == 16 and [m["role"] for m in messages] == ["user"] and "[[C]]" in messages[0]["content"]
+    hopeless = SmallContext(6)
+    assert "maximum context length" in hopeless.fit(lambda limit, short: graded_messages(q(1), long, limit, short),
+                                                    512).error
+    assert len(hopeless.sent) == FIT_TRIES
+
+
+def test_context_errors_of_either_server_are_read():
+    assert context_limit("This model's maximum context length is 4097 tokens. However, you requested 5000 tokens "
+                         "(4500 in the messages, 500 in the completion).") == (4097, 4500)
+    assert context_limit("APIConnectionError: refused") is None and context_limit(None) is None

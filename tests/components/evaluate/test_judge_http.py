@@ -23,7 +23,7 @@ from components.evaluate.runner import evaluate
 from components.evaluate.toy import toy_model
 from components.home import Home
 from tests.components.serving import conftest as serving
-from tests.ui.conftest import free_port
+from tests.ui.conftest import free_port, start_server
 
 # the serving tests' registry of tiny chat models (two versions of dsllm-chat), shared
 MODEL = serving.MODEL
@@ -99,21 +99,28 @@ def test_an_endpoint_contestant_and_no_judge(judge_server, registry_env, tmp_pat
     assert "not run: no judge configured" in (tmp_path / "b" / "report" / "scorecard.md").read_text()
 
 
-def test_dsllm_eval_pairwise_with_the_served_model_as_judge(judge_server, registry_env, tmp_path):
-    """The acceptance command: two registered versions as contestants, the project's API as judge (its model
-    found by listing the endpoint's models), results and judgements in MLflow."""
+def test_dsllm_eval_pairwise_with_the_served_model_as_judge(registry_env, tmp_path):
+    """The acceptance command: two registered versions as contestants, the demo serving dsllm-chat@approved (a
+    128-token context) as judge, its model found by listing the endpoint's models; the judge prompts are fitted
+    into that context, so every judgement comes back; results and judgements in MLflow."""
     from mlflow import MlflowClient
     from typer.testing import CliRunner
 
     from dsllm.cli import app
 
     v1, v2 = (f"models:/{MODEL}/{registry_env.versions[i]}" for i in (1, 2))
-    result = CliRunner().invoke(app, ["eval", "--model", v1, "--opponent", v2, "--tasks", "pairwise", "--judge-url",
-                                      f"{judge_server.url}/v1", "--limit", "2", "--max-new-tokens", "8",
-                                      "--judge-max-tokens", "8", "--no-cache", "--out", str(tmp_path)])
+    server = start_server(registry_env, poll_s=0)
+    try:
+        result = CliRunner().invoke(app, ["eval", "--model", v1, "--opponent", v2, "--tasks", "pairwise",
+                                          "--judge-url", f"{server.url}/v1", "--limit", "2", "--max-new-tokens", "8",
+                                          "--no-cache", "--out", str(tmp_path)])
+    finally:
+        server.stop()
     assert result.exit_code == 0, result.output
     run_id = result.output.split("MLflow run:")[1].split()[0]
     run = MlflowClient().get_run(run_id)
-    assert run.data.metrics["pairwise.judge_calls"] == 4 and "toy-judge" in run.data.params["judge"]
+    assert run.data.metrics["pairwise.judge_calls"] == 4 and f"{MODEL}:v{registry_env.versions[1]}" in \
+        run.data.params["judge"]
     local = MlflowClient().download_artifacts(run_id, "samples/pairwise.jsonl", str(tmp_path / "back"))
-    assert [len(r["judgements"]) for r in read(Path(local))] == [2, 2]
+    judgements = [j for r in read(Path(local)) for j in r["judgements"]]
+    assert len(judgements) == 4 and all(j["error"] is None and j["reply"] for j in judgements)
