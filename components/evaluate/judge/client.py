@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from components.config import EndpointConfig
 from components.evaluate.judge.prompts import MAX_ANSWER_CHARS
 
-
 FIT_TRIES = 5
 _LIMIT = re.compile(r"maximum context length is (\d+) tokens.*?\((\d+) in the (?:prompt|messages)", re.S)
 Build = Callable[[int, bool], list[dict]]

@@ -15,8 +15,14 @@ from components.evaluate import data
 from components.evaluate.judge import exam, graded, pairwise
 from components.evaluate.judge.client import FIT_TRIES, Endpoint, Reply, api_key, context_limit
 from components.evaluate.judge.contestants import two_turns
-from components.evaluate.judge.prompts import (CATEGORIES, graded_messages, load_questions, pairwise_messages,
-                                               parse_score, parse_verdict)
+from components.evaluate.judge.prompts import (
+    CATEGORIES,
+    graded_messages,
+    load_questions,
+    pairwise_messages,
+    parse_score,
+    parse_verdict,
+)
 from components.evaluate.stage import key_config
 
 pytestmark = pytest.mark.unit
