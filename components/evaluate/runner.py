@@ -146,7 +146,8 @@ def evaluate(model_ref, tasks: str | list[str] | None = None, limit: int | None 
             metrics, records = session.run(task, pack_dir)
         except data.MissingDataset as exc:
             missing[task.name] = str(exc)
-            tqdm.write(f"evaluate: skipping {task.name}, not available: {exc}", file=sys.stderr)
+            why = str(exc) if str(exc).startswith("not run") else f"not available: {exc}"
+            tqdm.write(f"evaluate: skipping {task.name}, {why}", file=sys.stderr)
             continue
         results[task.name] = metrics
         if out is not None:

@@ -22,6 +22,7 @@ from components.config import EndpointConfig
 from components.evaluate.judge.prompts import MAX_ANSWER_CHARS
 
 FIT_TRIES = 5
+MIN_REPLY_TOKENS = 64  # room enough for a judge's short explanation and its verdict
 _LIMIT = re.compile(r"maximum context length is (\d+) tokens.*?\((\d+) in the (?:prompt|messages)", re.S)
 Build = Callable[[int, bool], list[dict]]
 """(clip characters, short) -> the judge's messages."""
@@ -97,8 +98,12 @@ class Endpoint:
             limit = context_limit(reply.error)
             if limit is None:
                 return reply
-            max_tokens = min(max_tokens, max(4, limit[0] // 8))  # a verdict is short: most of the room is prompt
-            messages = build(_clip_to_fit(build, messages, *limit, max_tokens), True)
+            context, prompt = limit
+            if context - prompt >= MIN_REPLY_TOKENS:  # the prompt fits; the reply budget did not: shrink that only
+                max_tokens = context - prompt
+            else:  # a verdict is short: most of the room goes to the prompt
+                max_tokens = min(max_tokens, max(4, context // 8))
+                messages = build(_clip_to_fit(build, messages, context, prompt, max_tokens), True)
             reply = self.chat(messages, max_tokens)
         return reply
 

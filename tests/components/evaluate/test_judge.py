@@ -219,6 +219,14 @@ def test_a_judge_prompt_is_fitted_into_a_small_context():
     assert len(hopeless.sent) == FIT_TRIES
 
 
+def test_a_prompt_that_fits_keeps_its_full_form_and_the_reply_budget_shrinks():
+    judge = SmallContext(2000)
+    reply = judge.fit(lambda limit, short: pairwise_messages(q(1), ["x"] * 2, ["y"] * 2, limit, short), 4000)
+    assert reply == Reply("[[A]]") and len(judge.sent) == 2
+    (first, _), (second, budget) = judge.sent
+    assert second == first and 64 <= budget < 2000 and second[0]["role"] == "system"
+
+
 def test_context_errors_of_either_server_are_read():
     assert context_limit("This model's maximum context length is 4097 tokens. However, you requested 5000 tokens "
                          "(4500 in the messages, 500 in the completion).") == (4097, 4500)
