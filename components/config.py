@@ -255,6 +255,26 @@ class AlignConfig(StageConfig):
     """Seed for sampling, splitting and training."""
 
 
+class EndpointConfig(StageConfig):
+    """An OpenAI-compatible endpoint (a judge or a contestant): base URL, model name, and the *name* of the
+    environment variable holding its API key (the key itself never enters a config, a log or MLflow)."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    """Base URL of the API, e.g. http://127.0.0.1:7860/v1 (the demo's /v1)."""
+    model: str = Field(min_length=1, max_length=300)
+    """The model name the endpoint serves (as `GET /v1/models` lists it)."""
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable with the API key (None: no key is sent)."""
+
+    @classmethod
+    def parse(cls, spec: str, api_key_env: str | None = None) -> EndpointConfig:
+        """`URL#MODEL` (the fragment names the model; it never reaches the server) -> an endpoint."""
+        url, sep, model = spec.partition("#")
+        if not sep or not model:
+            raise ValueError(f"An endpoint is written URL#MODEL (e.g. http://127.0.0.1:7860/v1#dsllm-chat); got {spec!r}.")
+        return cls(url=url, model=model, api_key_env=api_key_env)
+
+
 class EvalConfig(StageConfig):
     """The evaluation harness."""
 
@@ -285,6 +305,19 @@ class EvalConfig(StageConfig):
     """Reuse model results per (model, task, sample, prompt) from the home's cache/eval."""
     seed: int = 0
     """Seed for sampling."""
+    judge: EndpointConfig | None = None
+    """The judge of the judged tasks (pairwise, graded, exam): any OpenAI-compatible endpoint. None: those tasks are
+    reported as "not run: no judge configured" and nothing is called."""
+    opponent: str | EndpointConfig | None = None
+    """Contestant B of `pairwise` (the evaluated model is A): a registered version (models:/NAME/VERSION or @ALIAS),
+    a model directory / dsllm:// artifact, or an endpoint. None: pairwise is "not run: no opponent configured"."""
+    judge_max_tokens: int = Field(default=512, ge=8, le=8192)
+    """The judge's reply budget (its explanation and the verdict)."""
+    judge_concurrency: int = Field(default=4, ge=1, le=256)
+    """Judge (and endpoint contestant) requests in flight at once."""
+    exam_files: list[str] = []
+    """Local exam files for the `exam` task (jsonl: question, solution, points); online, the Hugging Face set
+    keirp/hungarian_national_hs_finals_exam when none is given."""
 
 
 class RegistryConfig(StageConfig):

@@ -44,6 +44,17 @@ def eval_command(
     sandbox_timeout: Annotated[float, typer.Option(help="Seconds per code sample")] = 10.0,
     cache: Annotated[bool, typer.Option(help="Reuse cached model results")] = True,
     mlflow: Annotated[bool, typer.Option(help="Log metrics and the report to MLflow")] = True,
+    judge_url: Annotated[str | None, typer.Option(help="Judge of pairwise/graded/exam: an OpenAI-compatible base "
+                                                  "URL, e.g. http://127.0.0.1:7860/v1 (none: they are not run)")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name (default: the first it lists)")] = None,
+    judge_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the judge's API key")] = None,
+    judge_max_tokens: Annotated[int, typer.Option(help="The judge's reply budget")] = 512,
+    opponent: Annotated[str | None, typer.Option(help="pairwise: contestant B, a model (models:/NAME/VERSION, "
+                                                 "directory, dsllm://) or an endpoint URL#MODEL")] = None,
+    opponent_key_env: Annotated[str | None, typer.Option(help="Environment variable with the opponent "
+                                                        "endpoint's API key")] = None,
+    exam_file: Annotated[list[str] | None, typer.Option(help="exam: a local jsonl file (question, solution, "
+                                                        "points); repeatable")] = None,
 ) -> None:
     """Evaluate a model on registered tasks; print the metrics and write a scorecard."""
     from components.evaluate.runner import evaluate
@@ -53,8 +64,14 @@ def eval_command(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    try:
+        judged = _judged(judge_url, judge_model, judge_key_env, opponent, opponent_key_env)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     cfg = _config(tasks=names, limit=limit, mode=mode, n_samples=n_samples, max_new_tokens=max_new_tokens,
-                  batch_size=batch_size, sandbox_timeout_s=sandbox_timeout, cache=cache)
+                  batch_size=batch_size, sandbox_timeout_s=sandbox_timeout, cache=cache,
+                  judge_max_tokens=judge_max_tokens, exam_files=exam_file or [], **judged)
     home = Home.resolve()
     slug = re.sub(r"[^\w.-]+", "_", model.rstrip("/").split("/")[-1] or "model")
     out = out or home.root / "eval" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -71,9 +88,26 @@ def eval_command(
         console.print(f"MLflow run: {log_mlflow(results, out, model, cfg)}")
 
 
+def _judged(url: str | None, model: str | None, key_env: str | None, opponent: str | None,
+            opponent_key_env: str | None) -> dict:
+    """The judge and opponent settings of EvalConfig from the flags (the judge's model asked of it when not given)."""
+    from components.config import EndpointConfig
+    from components.evaluate.judge.client import served_model
+
+    out: dict = {}
+    if url:
+        out["judge"] = EndpointConfig(url=url, model=model or served_model(url, key_env), api_key_env=key_env)
+    if opponent:
+        is_url = opponent.startswith(("http://", "https://"))
+        out["opponent"] = EndpointConfig.parse(opponent, opponent_key_env) if is_url else opponent
+    return out
+
+
 def _print(results: dict[str, dict]) -> None:
     table = Table("task", "metric", "value")
     for task, metrics in results.items():
+        if task == "not_available":
+            metrics = {name: reason.split(" (")[0] for name, reason in metrics.items()}
         for name, value in metrics.items():
             table.add_row(task, name, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)

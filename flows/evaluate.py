@@ -3,7 +3,9 @@
 `evaluate_approved` (the nightly deployment) resolves `models:/<model>@<alias>` with MlflowClient,
 downloads that version once as the `registered_model` artifact and runs the evaluate stage on it
 with the full task set. Both steps are content-addressed: a night on which the alias has not moved
-and the task settings are the same finds the scorecard already built and costs nothing.
+and the task settings are the same finds the scorecard already built and costs nothing. Given a `judge`
+(an OpenAI-compatible endpoint), it adds the `pairwise` task against the version under the `previous`
+alias (the former approved one) and writes the head-to-head result into the approved version's model card.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from components.artifacts import ArtifactStore, StageResult, parse_uri
-from components.config import EvalConfig
+from components.config import EndpointConfig, EvalConfig
 from components.evaluate.registered import resolve_version
 from components.evaluate.registry import TASKS
 from flows import lineage, tracking
 from flows.common import run_stage
 
-FULL_TASK_SET = EvalConfig(tasks=list(TASKS))
-"""Every registered task (bits-per-byte runs when a pack artifact is known)."""
+FULL_TASK_SET = EvalConfig(tasks=[name for name, t in TASKS.items() if t.kind != "judge"])
+"""Every registered task but the judged ones (bits-per-byte runs when a pack artifact is known); a `judge` adds
+the head-to-head."""
 
 
 @flow(name="evaluate")
@@ -39,7 +42,7 @@ def resolve_alias(model: str, alias: str) -> dict | None:
 
 @flow(name="evaluate_approved")
 def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: EvalConfig = FULL_TASK_SET,
-                      pack_uri: str | None = None) -> dict | None:
+                      pack_uri: str | None = None, judge: EndpointConfig | None = None) -> dict | None:
     """Evaluate the registered model version that `alias` points at (nothing to do when there is none).
 
     Args:
@@ -48,6 +51,8 @@ def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: E
         cfg: the evaluation settings; the full task set by default.
         pack_uri: the pack artifact for bits-per-byte; default: a `dsllm://pack/...` value among the
             version's lineage tags when that artifact is on this machine, else bpb is skipped.
+        judge: an OpenAI-compatible judge (URL, model, the name of its key's environment variable): adds the
+            pairwise task against the `previous` version and the result to the model card. None: not run.
     """
     logger = get_run_logger()
     version = resolve_alias(model, alias)
@@ -57,6 +62,7 @@ def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: E
         return None
     pack_uri = pack_uri or _pack_from_lineage(version["tags"])
     cfg = _without_bpb(cfg, logger) if pack_uri is None else cfg
+    cfg = _with_head_to_head(cfg, judge, model, logger)
     title = f"evaluate-{model}-v{version['version']}"
     logger.info("evaluating models:/%s@%s = version %s (run %s)", model, alias, version["version"], version["run_id"])
     with tracking.pipeline_run(title, {"model": model, "alias": alias, "eval": cfg}) as run_id:
@@ -64,10 +70,34 @@ def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: E
                          "dsllm.model_run_id": version["run_id"]})
         fetched = run_stage("registered_model", {k: version[k] for k in ("name", "version", "run_id")})
         scored = run_stage("evaluate", cfg, {"model": fetched.uri} | ({"pack": pack_uri} if pack_uri else {}))
+    if isinstance(scored.counts.get("pairwise"), dict):
+        record_head_to_head(model, version["version"], scored.counts["pairwise"], cfg)
     lineage.record_pipeline("evaluate-approved", title, {"registered_model": fetched.uri, "evaluate": scored.uri},
                             run_id)
     return {"model": model, "alias": alias, "version": version["version"], "model_uri": fetched.uri,
             "evaluate_uri": scored.uri, "scores": scored.counts}
+
+
+@task(cache_policy=NONE)
+def record_head_to_head(model: str, version: str, metrics: dict, cfg: EvalConfig) -> None:
+    """The pairwise result into the approved version's model card and a tag."""
+    from components.evaluate.report import head_to_head
+    from components.registry import head_to_head as h2h
+
+    h2h.record(model, version, head_to_head(metrics, cfg), metrics, str(cfg.opponent))
+
+
+def _with_head_to_head(cfg: EvalConfig, judge: EndpointConfig | None, model: str, logger) -> EvalConfig:
+    """cfg plus pairwise against `model@previous` when a judge is given and a previous version exists."""
+    if judge is None:
+        return cfg
+    previous = resolve_alias(model, "previous")
+    if previous is None:
+        logger.info("head to head not run: no version of %r has the alias 'previous' yet", model)
+        return cfg
+    tasks = [*cfg.tasks, *(["pairwise"] if "pairwise" not in cfg.tasks else [])]
+    return cfg.model_copy(update={"judge": judge, "opponent": f"models:/{model}/{previous['version']}",
+                                  "tasks": tasks})
 
 
 def _pack_from_lineage(tags: dict[str, str]) -> str | None:

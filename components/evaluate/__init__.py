@@ -8,5 +8,6 @@
   artifact or `models:/NAME@ALIAS`; `lm.HFLM` scores and generates in batches with shared-prefix
   reuse; `cache.ResultCache` keeps results per (model, task, sample, prompt).
 - `sandbox.Sandbox`: one isolated process per generated program.
-- `report.py`: scorecard beside DeepSeek LLM's published numbers, MLflow logging.
+- `report.py`: scorecard beside DeepSeek LLM's published numbers (and the head-to-head result), MLflow logging.
+- `judge/`: the LLM-judged tasks (pairwise, graded, exam) against any OpenAI-compatible judge endpoint.
 """

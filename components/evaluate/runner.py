@@ -9,7 +9,9 @@ Prompting (`mode`): "auto" follows the model's kind (`kind.model_kind`: a pretra
 `dsllm-base` gets base prompting, SFT/DPO or `dsllm-chat` chat), the tokenizer's chat template only
 when the kind is unknown. A task whose data is unavailable is skipped with one line saying what is
 missing and how to get it; the result lists it under `not_available: {task: reason}` (never inside
-a task's numeric metrics) and the scorecard shows it as "not available".
+a task's numeric metrics) and the scorecard shows it as "not available". The judged tasks (pairwise,
+graded, exam; `judge/`) run only with a judge configured; otherwise they are listed there as "not run: no
+judge configured" and neither a model is loaded for them nor anything called.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ def style_for(lm) -> Style:
 class Session:
     """One evaluation: the model, its cache, the sandbox and the settings shared by every task."""
 
-    def __init__(self, lm, cfg: EvalConfig, home: Home, show_progress: bool = True):
-        self.lm, self.cfg, self.home = lm, cfg, home
-        self.style = style_for(lm)
+    def __init__(self, lm, cfg: EvalConfig, home: Home, show_progress: bool = True, model_ref=None):
+        self.lm, self.cfg, self.home, self.model_ref = lm, cfg, home, model_ref
+        self.style = style_for(lm) if lm is not None else Style(True)  # None: an endpoint answers (judged tasks)
         self.cache = ResultCache(home.cache / "eval" / "results.sqlite" if cfg.cache else None)
         self.show_progress = show_progress
         self._sandbox: Sandbox | None = None
@@ -102,6 +104,13 @@ class Session:
                 raise ValueError("Task 'bpb' needs a pack artifact: pass --pack (or inputs['pack']), or drop 'bpb' "
                                  "from the task list")
             return run_bpb(self.lm, pack, self.cfg.limit)
+        if task.kind == "judge":
+            try:
+                return task.build(task, self)
+            except data.MissingDataset:
+                raise
+            except FileNotFoundError as exc:
+                raise data.missing(task.name, str(exc), task.hf_id) from None
         items = self.items(task)
         if task.kind == "choice":
             return choice.run_choice(items, self.score(task), task.metric)
@@ -125,19 +134,20 @@ def evaluate(model_ref, tasks: str | list[str] | None = None, limit: int | None 
     task_list = parse_tasks(cfg.tasks)
     home = home or Home.resolve()
     pack_dir = resolve_pack(pack, home) if pack is not None else None
-    if lm is None:
+    if lm is None and needs_model(model_ref, task_list, cfg):
         from components.evaluate.model import load_model
 
         lm = load_model(model_ref, chat=chat_for(model_ref, cfg.mode, home), batch_size=cfg.batch_size,
                         max_length=cfg.max_length, dtype=cfg.dtype, home=home)
-    session = Session(lm, cfg, home, show_progress)
+    session = Session(lm, cfg, home, show_progress, model_ref)
     results, missing, out = {}, {}, Path(out_dir) if out_dir is not None else None
     for task in task_list:
         try:
             metrics, records = session.run(task, pack_dir)
         except data.MissingDataset as exc:
             missing[task.name] = str(exc)
-            tqdm.write(f"evaluate: skipping {task.name}, not available: {exc}", file=sys.stderr)
+            why = str(exc) if str(exc).startswith("not run") else f"not available: {exc}"
+            tqdm.write(f"evaluate: skipping {task.name}, {why}", file=sys.stderr)
             continue
         results[task.name] = metrics
         if out is not None:
@@ -145,9 +155,22 @@ def evaluate(model_ref, tasks: str | list[str] | None = None, limit: int | None 
     if out is not None:
         from components.evaluate.report import write_report
 
-        write_report(results, out / "report", model=str(model_ref), mode="chat" if lm.is_chat else "base", cfg=cfg,
+        mode = "chat" if lm is None or lm.is_chat else "base"
+        write_report(results, out / "report", model=str(model_ref), mode=mode, cfg=cfg,
                      not_available=missing)
     return {**results, "not_available": missing} if missing else results
+
+
+def needs_model(model_ref, tasks: list[Task], cfg: EvalConfig) -> bool:
+    """Load the model here? Not for judged tasks alone when no judge is set (nothing runs) or an endpoint answers."""
+    from components.evaluate.judge.contestants import is_endpoint
+
+    if any(t.kind != "judge" for t in tasks):
+        if is_endpoint(model_ref):
+            raise ValueError(f"{model_ref} is an endpoint: it can answer the judged tasks (pairwise, graded, exam) "
+                             f"only; drop {', '.join(t.name for t in tasks if t.kind != 'judge')} or give a model.")
+        return True
+    return cfg.judge is not None and not is_endpoint(model_ref)
 
 
 def chat_for(model_ref, mode: str, home: Home | None = None) -> bool | None:

@@ -17,9 +17,11 @@ from components.evaluate.runner import evaluate
 from components.home import Home
 from components.sources.benchmarks import fingerprint
 
-NOT_IN_KEY = {"batch_size", "sandbox_workers", "cache"}
+NOT_IN_KEY = {"batch_size", "sandbox_workers", "cache", "judge_concurrency"}
 """Settings that change how fast results come, not what they are."""
 __all__ = ["REGISTERED_MODEL", "STAGE"]
+JUDGED = ("judge", "opponent", "judge_max_tokens", "exam_files")
+"""Settings of the judged tasks: in the key only when set, so evaluations keyed before they existed stay valid."""
 
 
 def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
@@ -30,7 +32,8 @@ def work(cfg: EvalConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
 
 
 def key_config(cfg: EvalConfig) -> dict:
-    return {**cfg.model_dump(mode="json", exclude=NOT_IN_KEY), "evalsets": fingerprint()}  # extras on/off
+    unset = {name for name in JUDGED if getattr(cfg, name) == EvalConfig.model_fields[name].default}
+    return {**cfg.model_dump(mode="json", exclude=NOT_IN_KEY | unset), "evalsets": fingerprint()}  # extras on/off
 
 
 STAGE = StageSpec("evaluate", 2, work, key_config)  # 2: GSM8K 8-shot from the wheel, eval-set fingerprint, unforgeable code verdicts, per-document bpb, lm-eval acc_norm, mode by kind

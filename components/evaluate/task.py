@@ -15,7 +15,7 @@ from typing import Any
 
 from components.evaluate.lm import ChoiceRequest, GenRequest
 
-KINDS = ("bpb", "choice", "generate", "code")
+KINDS = ("bpb", "choice", "generate", "code", "judge")
 
 
 @dataclass(frozen=True)

@@ -190,3 +190,18 @@ def model_card(name: str, kind: str, hf_dir: Path, params: dict[str, int], linea
 def front_matter(card: str) -> str:
     """The card as Hugging Face expects it in a repository's README (YAML metadata first)."""
     return FRONT_MATTER + card
+
+
+def with_head_to_head(card: str, section: list[str]) -> str:
+    """The card with `section` (the scorecard's "## Head to head ..." block) as its head-to-head result: an
+    older one is replaced, a first one goes at the end of the evaluation section (or the card's end)."""
+    lines = card.splitlines()
+    old = next((i for i, line in enumerate(lines) if line.startswith("### Head to head")), None)
+    if old is not None:
+        end = next((i for i in range(old + 1, len(lines)) if lines[i].startswith(("## ", "### "))), len(lines))
+        del lines[old:end]
+    evaluation = next((i for i, line in enumerate(lines) if line == "## Evaluation"), len(lines))
+    at = next((i for i in range(evaluation + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    block = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in section if line != ""]
+    lines[at:at] = [*block, ""]
+    return "\n".join(lines) + ("\n" if card.endswith("\n") else "")

@@ -78,3 +78,36 @@ def test_the_approved_version_is_downloaded_once_and_evaluated(registry, home):
     parent = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                 filter_string=f"tags.`dsllm.model_version` = '{second}'")
     assert [r.data.tags["dsllm.alias"] for r in parent] == ["approved"]
+
+
+def test_with_a_judge_the_approved_version_meets_the_previous_one(registry, home, tmp_path):
+    """The project's own API (a toy model with a long context) judges approved against previous; the result
+    lands in the scorecard, the approved version's model card and a tag."""
+    import json
+
+    import mlflow
+
+    from components.config import EndpointConfig
+    from components.serving.config import DemoConfig
+    from tests.ui.conftest import free_port
+    from ui.app import Server, open_slot
+
+    judge_dir = toy_model(tmp_path / "toy-judge", chat=True, max_len=4096)
+    server_cfg = DemoConfig(model=str(judge_dir), port=free_port(), poll_s=0, threads=1)
+    server = Server(open_slot(server_cfg), server_cfg).start()
+    try:
+        judge = EndpointConfig(url=f"{server.url}/v1", model="toy-judge")
+        alone = registry()
+        assert "pairwise" not in evaluate_approved(cfg=CFG, judge=judge)["scores"], "no previous version yet"
+        previous = registry(alias="previous")
+        approved = registry()
+        result = evaluate_approved(cfg=CFG.model_copy(update={"judge_max_tokens": 8}), judge=judge)
+    finally:
+        server.stop()
+    assert result["version"] == approved and previous != alone
+    assert result["scores"]["pairwise"]["judge_calls"] == 4  # two questions (limit 2), both orders
+    version = mlflow.MlflowClient(home.mlflow_uri).get_model_version("dsllm-chat", approved)
+    assert f"### Head to head against `models:/dsllm-chat/{previous}`" in version.description
+    assert json.loads(version.tags["dsllm.head_to_head"])["opponent"] == f"models:/dsllm-chat/{previous}"
+    scorecard = ArtifactStore(home).resolve(result["evaluate_uri"]) / "report" / "scorecard.md"
+    assert "## Head to head" in scorecard.read_text()

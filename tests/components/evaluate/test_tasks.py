@@ -28,7 +28,7 @@ def test_unknown_task_names_get_a_suggestion():
 
 def test_every_task_is_described_as_data():
     for task in TASKS.values():
-        assert task.kind in ("bpb", "choice", "generate", "code") and task.source and task.metric and task.prompt
+        assert task.kind in ("bpb", "choice", "generate", "code", "judge") and task.source and task.metric and task.prompt
         assert (task.check is not None) == (task.kind == "generate")
         assert (task.program is not None) == (task.kind == "code")
     assert {n: TASKS[n].fewshot for n in ("mmlu", "ceval", "cmmlu", "gsm8k", "math", "humaneval", "mbpp")} == \

@@ -96,3 +96,15 @@ def test_base_card_without_evaluation(registry):
     text = card.model_card("dsllm-base", "base", hf, parameters(hf), found, None, {}, registry.store)
     assert "Not evaluated" in text and "pretrained base model" in text
     assert "SFT:" not in text and "Pretraining: D = 59.4k tokens" in text
+
+
+def test_a_head_to_head_section_goes_into_the_evaluation_and_replaces_an_older_one():
+    with_head_to_head = card.with_head_to_head
+    text = "# dsllm-chat\n\n## Evaluation\n\n| task |\n\n## Architecture\n\nlayers\n"
+    first = with_head_to_head(text, ["", "## Head to head against `models:/dsllm-chat/1`", "", "3 wins"])
+    assert first.index("### Head to head against `models:/dsllm-chat/1`") < first.index("## Architecture")
+    assert first.index("| task |") < first.index("3 wins")
+    second = with_head_to_head(first, ["## Head to head against `models:/dsllm-chat/2`", "5 wins"])
+    assert "3 wins" not in second and "models:/dsllm-chat/1" not in second and "5 wins" in second
+    assert second.count("## Architecture") == 1 and second.endswith("layers\n")
+    assert "### Head to head" in with_head_to_head("", ["## Head to head against x"])
