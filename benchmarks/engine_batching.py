@@ -59,9 +59,9 @@ def round_of(engine, prompts: list[list[int]], max_tokens: int) -> dict:
 def main() -> None:
     import torch
 
+    from components.home import Home
     from components.serving.engine import Engine
     from components.serving.generate import encode
-    from components.home import Home
     from components.serving.refs import load, resolve
 
     args = parse()
