@@ -44,6 +44,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--concurrency", type=int, default=32, help="of the demo this script starts")
+    parser.add_argument("--port", type=int, default=0, help="of the demo this script starts (0: a free one)")
     parser.add_argument("--shape", choices=("small", "tiny"), default="small", help="model the script serves")
     parser.add_argument("--via", choices=("gradio", "api"), default="gradio",
                         help="sessions through the Gradio chat API or the OpenAI-compatible /v1 API")
@@ -165,7 +166,7 @@ def small_model(out: Path) -> Path:
     return out
 
 
-def start_demo(root: Path, concurrency: int, shape: str):
+def start_demo(root: Path, concurrency: int, shape: str, port: int = 0):
     """A demo process on a random chat model in a temporary home; returns (url, stop)."""
     import os
 
@@ -178,7 +179,7 @@ def start_demo(root: Path, concurrency: int, shape: str):
     home = Home.resolve(root / "home")
     model = (small_model(root / "model") if shape == "small"
              else toy_model(root / "model", chat=True, n_layer=2, d_model=64, max_len=512))
-    port = next(p for p in range(23000, 24000) if procs.port_free(p))
+    port = port or next(p for p in range(23000, 24000) if procs.port_free(p))
     os.environ.update(DSLLM_HOME=str(home.root), MLFLOW_TRACKING_URI=f"sqlite:///{home.mlflow_db}")
     cfg = DemoConfig(model=str(model), port=port, poll_s=0, concurrency=concurrency, queue_size=1000)
     demo_proc.up(cfg=cfg, home=home)
@@ -188,7 +189,8 @@ def start_demo(root: Path, concurrency: int, shape: str):
 def main() -> None:
     args = parse()
     with tempfile.TemporaryDirectory(prefix="dsllm-demo-load-") as tmp:
-        url, stop = (args.url, lambda: None) if args.url else start_demo(Path(tmp), args.concurrency, args.shape)
+        url, stop = (args.url, lambda: None) if args.url else start_demo(Path(tmp), args.concurrency, args.shape,
+                                                                               args.port)
         try:
             served = counters(url)
             phase(url, 1, 2.0, args)  # warm-up: first requests pay for lazy initialisation

@@ -3,13 +3,14 @@
 One `Engine` per loaded model (a hot-swap makes a new one; the old one finishes its replies and its
 thread ends). `submit(ids, ...)` queues a request; a background thread runs the loop:
 
-1. new requests join at a step boundary (up to `max_batch` in flight): each prompt is run alone
-   (prefill, its own `DynamicCache`) and its first token sampled, then its keys/values are
-   left-padded to the batch's cache length and stacked onto the batch;
+1. new requests join at a step boundary (up to `max_batch` in flight): their prompts are prefilled
+   together in one forward (left-padded, masked, each row at its own positions, a fresh
+   `DynamicCache`) and each one's first token sampled, then their keys/values are left-padded to
+   the batch's cache length and stacked onto the batch (20 joiners cost one forward, not 20);
 2. one forward step over all rows: the last token of each, a 2-D attention mask that hides each
    row's left padding, explicit per-row position ids (RoPE sees each reply's own positions);
-3. a token per row (greedy, or temperature / top-p sampled with the request's own seeded
-   generator); rows that hit eos, a stop sequence, their token limit, or whose reader left, leave
+3. a token per row (`sampling.next_tokens`: greedy, or temperature / top-p sampled with the
+   request's own seeded generator); rows that hit eos, a stop sequence, their token limit, or whose reader left, leave
    the batch (`batch_select_indices`), and padding columns no row needs any more are cut off.
 
 So a row sees exactly its own tokens at its own positions: greedy replies equal one-at-a-time
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from components.serving.sampling import next_tokens
 from components.serving.textstream import ReplyText
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class Engine:
         self.served, self.model, self.tok = served, served.model, served.tokenizer
         self.max_batch, self.queue_size = max_batch, queue_size
         self.eos = set(_stop_ids(served))
+        self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0  # hidden by the mask
         self._count = count or (lambda key, n: None)
         self._waiting: list[Request] = []
         self._lock = threading.Lock()
@@ -139,8 +142,8 @@ class Engine:
                         self._thread = None  # a later submit starts a new thread
                         return
                 try:
-                    for req in joining:
-                        self._join(req)
+                    if joining:
+                        self._join(joining)
                     if self._rows:
                         self._step()
                 except Exception as exc:  # every reply in flight learns why; the engine carries on
@@ -149,41 +152,48 @@ class Engine:
                         self._finish(req, "error", error=f"{type(exc).__name__}: {exc}")
                     self._rows, self._cache = [], None
 
-    def _join(self, req: Request) -> None:
-        if req.cancelled:
-            return self._finish(req, "cancelled")
-        cache = DynamicCache(config=self.model.config)
-        ids = torch.tensor([req.ids], device=self.model.device)
-        logits = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    def _join(self, joining: list[Request]) -> None:
+        """Prefill every new prompt in one left-padded forward, sample each one's first token, stack the rest."""
+        for req in joining:
+            if req.cancelled:
+                self._finish(req, "cancelled")
+        reqs = [req for req in joining if not req.finished]
+        if not reqs:
+            return
+        cache, mask = DynamicCache(config=self.model.config), _left_padded_mask(reqs, self.model.device)
+        ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r.ids)) + r.ids for r in reqs], device=mask.device)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                            cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
         if not all(type(layer) is DynamicLayer for layer in cache.layers):
             raise NotImplementedError("continuous batching needs full-attention layers (a plain DynamicCache); "
                                       f"{type(self.model).__name__} uses other cache layers.")
-        token = int(self._sample(logits.float(), [req])[0])
-        if self._emit(req, token):
-            return
-        self._stack(req, cache, token)
+        tokens = next_tokens(logits.float(), reqs).tolist()
+        keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
+        if keep:
+            index = torch.tensor(keep, device=mask.device)
+            if len(keep) < len(reqs):
+                cache.batch_select_indices(index)
+            self._stack([reqs[i] for i in keep], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
 
-    def _stack(self, req: Request, cache: DynamicCache, token: int) -> None:
-        """Add a prefilled request to the batch: both sides left-padded to the longer cache."""
-        n, device = len(req.ids), self.model.device
-        mask = torch.ones(1, n, dtype=torch.long, device=device)
-        pos, last = torch.tensor([n], device=device), torch.tensor([token], device=device)
+    def _stack(self, reqs: list[Request], cache: DynamicCache, mask: torch.Tensor, last: torch.Tensor) -> None:
+        """Add prefilled requests to the batch: both sides left-padded to the longer cache."""
+        pos = mask.sum(1)  # each row's next position: its own token count
         if self._cache is None or not self._rows:
-            self._cache, self._mask, self._pos, self._last, self._rows = cache, mask, pos, last, [req]
+            self._cache, self._mask, self._pos, self._last, self._rows = cache, mask, pos, last, reqs
             return
-        width = max(self._mask.shape[1], n)
+        width = max(self._mask.shape[1], mask.shape[1])
         for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
             mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
             mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
-        self._mask = torch.cat([F.pad(self._mask, (width - self._mask.shape[1], 0)), F.pad(mask, (width - n, 0))])
+        self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
         self._pos, self._last = torch.cat([self._pos, pos]), torch.cat([self._last, last])
-        self._rows.append(req)
+        self._rows.extend(reqs)
 
     def _step(self) -> None:
         self._mask = F.pad(self._mask, (0, 1), value=1)
         out = self.model(input_ids=self._last[:, None], attention_mask=self._mask, position_ids=self._pos[:, None],
                          cache=self._cache, use_cache=True, logits_to_keep=1)
-        tokens = self._sample(out.logits[:, -1].float(), self._rows).tolist()
+        tokens = next_tokens(out.logits[:, -1].float(), self._rows).tolist()
         self.steps += 1
         self._pos = self._pos + 1
         keep = [i for i, (req, token) in enumerate(zip(self._rows, tokens, strict=True))
@@ -206,30 +216,6 @@ class Engine:
             self._mask = self._mask[:, cut:]
             for layer in self._cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, cut:], layer.values[:, :, cut:]
-
-    def _sample(self, logits: torch.Tensor, rows: list[Request]) -> torch.Tensor:
-        """One token per row: argmax for greedy rows; temperature, then top-p (as HF's warpers), for the rest.
-
-        The sampled rows are processed together (one sort, one softmax: per row, the same arithmetic
-        alone or in a batch) and each draws one uniform number from its own generator, turned into a
-        token through the cumulative distribution (inverse-CDF sampling)."""
-        tokens = logits.argmax(-1)
-        sampled = [i for i, req in enumerate(rows) if req.temperature > 0]
-        if not sampled:
-            return tokens
-        index = torch.tensor(sampled, device=logits.device)
-        temps = torch.tensor([rows[i].temperature for i in sampled], device=logits.device)
-        top_p = torch.tensor([rows[i].top_p for i in sampled], device=logits.device)
-        scores = logits[index] / temps[:, None]
-        ordered, order = torch.sort(scores, dim=-1)
-        drop = ordered.softmax(-1).cumsum(-1) <= (1 - top_p)[:, None]
-        drop[:, -1] = False  # the most likely token always stays
-        scores = scores.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
-        cdf = scores.softmax(-1).cumsum(-1)
-        draws = torch.cat([torch.rand(1, generator=rows[i].generator) for i in sampled]).to(logits.device)
-        picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None]).squeeze(1)
-        tokens[index] = picked.clamp(max=logits.shape[-1] - 1)
-        return tokens
 
     def _emit(self, req: Request, token: int) -> bool:
         """Hand the token's text to the reader; True when the reply has ended (the row leaves)."""
@@ -263,6 +249,15 @@ class Engine:
             req.sink(Event(text, True, reason, len(req.ids), req.generated, error))
         except Exception:  # a reader that cannot take the last event has gone anyway
             log.debug("could not deliver the end of a reply", exc_info=True)
+
+
+def _left_padded_mask(reqs: list[Request], device) -> torch.Tensor:
+    width = max(len(r.ids) for r in reqs)
+    return torch.tensor([[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in reqs], device=device)
+
+
+def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    return F.pad(mask, (width - mask.shape[1], 0))
 
 
 def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:

@@ -151,3 +151,34 @@ def test_a_stop_sequence_is_held_back_until_it_is_known(v1):
     pieces = [text.push(i) for i in ids]
     assert "".join(pieces) == "one two " and text.stopped
     assert all("th" not in p for p in pieces)
+
+
+def test_joiners_are_prefilled_together_and_reply_as_if_alone(toy, monkeypatch):
+    ids = prompts(toy)
+    greedy = GenerationSettings(temperature=0, max_new_tokens=20)
+    alone = ["".join(stream(toy, Prompt(i, 20), greedy)).rstrip("\ufffd") for i in ids]
+    prefills, forward = [], toy.model.forward
+    monkeypatch.setattr(toy.model, "forward", lambda **kw: (prefills.append(kw["input_ids"].shape),
+                                                           forward(**kw))[1])
+    engine, release, held = Engine(toy), threading.Event(), []
+
+    def hold(event: Event) -> None:  # runs on the engine's thread: it waits while the others queue up
+        held.append(event)
+        release.wait(timeout=60)
+
+    engine.submit(ids[0], hold, max_new_tokens=20)
+    while not held:
+        time.sleep(0.01)
+    results: list = [None] * len(ids)
+    threads = [threading.Thread(target=lambda k: results.__setitem__(k, collect(engine, ids[k], max_new_tokens=20)),
+                                args=(k,)) for k in range(len(ids))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(engine._waiting) < len(ids) and time.monotonic() < deadline:  # all queued behind the held step
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join(timeout=300)
+    assert [text for text, _ in results] == alone
+    assert (len(ids), max(map(len, ids))) in prefills  # one forward prefilled every joiner

@@ -1,0 +1,52 @@
+"""Next-token sampling for a batch: the nucleus equals transformers' top-p warper, and a row's draw
+does not depend on the other rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from transformers.generation.logits_process import TopPLogitsWarper
+
+from components.serving.sampling import next_tokens, nucleus_threshold
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Row:
+    temperature: float
+    top_p: float
+    seed: int = 0
+
+    def __post_init__(self):
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.95, 1.0])
+def test_the_nucleus_keeps_the_tokens_hf_top_p_keeps(top_p):
+    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(7)) * torch.tensor([0.1, 1, 2, 4, 8, 16])[:, None]
+    probs = logits.softmax(-1)
+    ours = probs >= nucleus_threshold(probs, torch.full((6,), top_p))[:, None]
+    theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=1)(None, logits) > float("-inf")
+    assert torch.equal(ours, theirs)
+    assert ours.sum(-1).min() >= 1
+
+
+def test_a_row_draws_the_same_token_alone_and_in_a_batch():
+    logits = torch.randn(5, 300, generator=torch.Generator().manual_seed(1)) * 3
+    rows = lambda: [Row(0.7, 0.95, 1), Row(0.0, 1.0), Row(1.3, 0.5, 2), Row(1.0, 1.0, 3), Row(0.7, 0.9, 4)]  # noqa: E731
+    for _ in range(3):  # each row's generator moves on: several draws in a row
+        batched, alone_rows = next_tokens(logits, rows()), rows()
+        alone = [int(next_tokens(logits[i:i + 1], [row])[0]) for i, row in enumerate(alone_rows)]
+        assert batched.tolist() == alone
+    assert int(batched[1]) == int(logits[1].argmax())  # temperature 0: greedy
+
+
+def test_sampled_tokens_follow_the_distribution_inside_the_nucleus():
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.05, 0.05]]))
+    row = Row(1.0, 0.85, seed=3)
+    counts = torch.bincount(torch.cat([next_tokens(logits, [row]) for _ in range(2000)]), minlength=4)
+    assert counts[2] == counts[3] == 0  # outside the nucleus (0.6 + 0.3 covers 0.85)
+    assert 0.6 < counts[0] / 2000 < 0.73  # 0.6 / 0.9 renormalised
