@@ -376,6 +376,10 @@ class StudyConfig(StageConfig):
     micro_batch: int = Field(default=1, ge=1, le=4096)
     """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all. 1 lets
     the grid try batches of a single sequence (the smallest batch tried must not be the optimum)."""
+    max_micro_batch: int = Field(default=8, ge=1, le=4096)
+    """A trial whose batch holds more sequences passes up to this many at once (the study's validation
+    windows, micro_batch × val_batches, stay the same for every trial); small models on CPUs pay a fixed
+    cost per pass, so a batch of 4 sequences in one pass costs about a third of four passes."""
     val_batches: int = Field(default=64, ge=1, le=100_000)
     """Validation micro-batches per domain at the end of each trial."""
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)
