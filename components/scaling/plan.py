@@ -147,9 +147,12 @@ def batch_unit(study: StudyConfig, seq_len: int) -> int:
 
 
 def round_batch(tokens: float, unit: int) -> int:
-    """The multiple of `unit` nearest to `tokens` in log space (at least one unit)."""
-    low = max(1, math.floor(tokens / unit))
-    return unit * min((low, low + 1), key=lambda k: abs(math.log(k * unit / tokens)))
+    """The multiple of `unit` nearest to `tokens` in log space (at least one unit). Large batches round to a
+    multiple of unit × 2^k (at least 8 of those steps, so at most ~6% off): a batch of a power-of-two
+    number of sequences can be passed several at a time (`trial_micro_batch`), one of 75 only singly."""
+    step = unit * 2 ** max(0, math.floor(math.log2(max(tokens / unit / 8, 1))))
+    low = max(1, math.floor(tokens / step))
+    return step * min((low, low + 1), key=lambda k: abs(math.log(k * step / tokens)))
 
 
 def trial_micro_batch(study: StudyConfig, batch: int, seq_len: int) -> tuple[int, int]:
