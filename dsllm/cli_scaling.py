@@ -68,7 +68,7 @@ def scaling_plan(preset: PresetOpt = "tiny", study: StudyOpt = "default", set_: 
     console.print(f"skipped (too few steps): {len(skipped) + len(skipped_iso)}; about {total / 60:.0f} min on "
                   f"{concurrent} trial slots, validation included, plus about {per_round / 60:.1f} min per grid "
                   f"extension round (up to {cfg.scaling.bracket_rounds}; two trials per budget assumed). Cost "
-                  "model: per-trial start-up + per-token overhead + FLOPs, fitted on the 2-core dev machine; "
+                  "model: per-trial start-up + a cost per pass and per token + FLOPs, fitted on the 2-core dev machine; "
                   "a busy machine takes longer")
 
 
