@@ -388,12 +388,14 @@ class StudyConfig(StageConfig):
     """Layers of the fixed small model of the grid (its heads and FFN follow the shape rules below)."""
     hp_d_model: int = Field(default=64, ge=16, le=32768)
     """Width of the fixed small model of the grid (a multiple of head_dim)."""
-    batch_tokens: list[int] = [128, 256, 512]
-    """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len); extended by
-    their geometric step past an edge the near-optimal band touches (see bracket_rounds)."""
-    learning_rates: list[float] = [3e-3, 1e-2, 3e-2]
-    """Peak learning rates of the grid (around the paper's eta_opt of 1-2e-2 at these budgets), extended like
-    batch_tokens."""
+    batch_tokens: list[int] = [32, 64, 128]
+    """Global batch sizes of the grid, in tokens (multiples of micro_batch × the pack's seq_len: the default
+    study packs 32-token sequences, presets.STUDY_DATA); extended by their geometric step past an edge the
+    near-optimal band touches (see bracket_rounds). At 1e10-1e11 FLOPs the measured optimum lies near 64-128
+    tokens, far below the paper's law (500-1100 tokens there, fitted at 1e17 and above)."""
+    learning_rates: list[float] = [1e-3, 3e-3, 1e-2]
+    """Peak learning rates of the grid, extended like batch_tokens (the previous 2×64 grid found its best
+    runs at 1e-3-3e-3, below the paper's eta_opt of 1-2e-2 at these budgets)."""
     near_optimal: float = Field(default=0.01, gt=0, le=0.5)
     """The near-optimal band: grid runs within this relative margin of their budget's best loss enter the
     eta/B fits (the paper used 0.25% of the generalization error with a much denser grid); the grid is
@@ -413,6 +415,10 @@ class StudyConfig(StageConfig):
     micro_batch: int = Field(default=1, ge=1, le=4096)
     """Sequences per forward pass in every trial; with val_batches it fixes one validation set for all. 1 lets
     the grid try batches of a single sequence (the smallest batch tried must not be the optimum)."""
+    max_micro_batch: int = Field(default=8, ge=1, le=4096)
+    """A trial whose batch holds more sequences passes up to this many at once (the study's validation
+    windows, micro_batch × val_batches, stay the same for every trial); small models on CPUs pay a fixed
+    cost per pass, so a batch of 4 sequences in one pass costs about a third of four passes."""
     val_batches: int = Field(default=64, ge=1, le=100_000)
     """Validation micro-batches per domain at the end of each trial."""
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1)

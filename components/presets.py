@@ -138,6 +138,12 @@ def tiny_study() -> StudyConfig:
 
 STUDIES: dict[str, Callable[[], StudyConfig]] = {"default": StudyConfig, "tiny": tiny_study}
 """Named scaling studies (the `scaling` section of a config): `dsllm scaling run --study tiny`."""
+STUDY_DATA: dict[str, list[str]] = {"tiny": ["sources.max_chars_per_source=1500000", "pack.seq_len=32"]}
+"""The default study's data for a preset: for tiny, ten times its text (about 10M tokens, so the largest
+trials read each token about once) packed into 32-token sequences. At 1e10-1e11 FLOPs the 2×64 grid model
+sees 13k-130k tokens, and with 128-token sequences the best batch sat on the floor of one sequence (128
+tokens) at 1e10 and 1e11; 32-token sequences let the grid try 32 and 64 tokens, so the optimum can be
+bracketed from below."""
 
 PRESETS: dict[str, Callable[[], PipelineConfig]] = {
     "tiny": tiny, "small": small, "deepseek_7b": deepseek_7b, "deepseek_67b": deepseek_67b,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.artifacts import ArtifactStore
-from components.presets import STUDIES, ConfigError, load_config
+from components.presets import STUDIES, STUDY_DATA, ConfigError, load_config
 from components.scaling.checks import FAILED_CHECK, NOT_BRACKETED, NotBracketedError, describe
 
 scaling_app = typer.Typer(help="Scaling-law studies: plan, run, show, recommend.", no_args_is_help=True)
@@ -28,11 +28,9 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _config(preset: str, study: str, overrides: list[str] | None):
     """Preset (with the study's data overrides for the default study), then the named study, then --set."""
-    from flows.scaling import DATA_OVERRIDES
-
     if study not in STUDIES:
         raise _fail(ValueError(f"Unknown study {study!r}: use one of {', '.join(STUDIES)}"))
-    data = DATA_OVERRIDES.get(preset, []) if study == "default" else []
+    data = STUDY_DATA.get(preset, []) if study == "default" else []
     named = [f"scaling.{k}={json.dumps(v)}" for k, v in STUDIES[study]().model_dump(mode="json").items()]
     try:
         return load_config(preset, None, data + named + (overrides or []))
@@ -70,7 +68,7 @@ def scaling_plan(preset: PresetOpt = "tiny", study: StudyOpt = "default", set_: 
     console.print(f"skipped (too few steps): {len(skipped) + len(skipped_iso)}; about {total / 60:.0f} min on "
                   f"{concurrent} trial slots, validation included, plus about {per_round / 60:.1f} min per grid "
                   f"extension round (up to {cfg.scaling.bracket_rounds}; two trials per budget assumed). Cost "
-                  "model: per-trial start-up + per-token overhead + FLOPs, fitted on the 2-core dev machine; "
+                  "model: per-trial start-up + a cost per pass and per token + FLOPs, fitted on the 2-core dev machine; "
                   "a busy machine takes longer")
 
 

@@ -10,15 +10,12 @@ from prefect import flow, get_run_logger
 
 from components.artifacts import StageResult
 from components.config import PipelineConfig, StudyConfig
-from components.presets import load_config
+from components.presets import STUDY_DATA, load_config
 from flows import tracking
 from flows.common import run_stage
 from flows.pipeline import pipeline
 from flows.stages import SCALING
 
-DATA_OVERRIDES: dict[str, list[str]] = {"tiny": ["sources.max_chars_per_source=1500000"]}
-"""The study's data when no overrides are given: for tiny, ten times its text (about 10M tokens), so the
-largest trials of the default study read each token about once."""
 
 
 @flow(name="scaling_study", log_prints=True)
@@ -29,10 +26,10 @@ def scaling_study(preset: str = "tiny", study: StudyConfig | None = None, overri
     Args:
         preset: the pipeline preset whose data, tokenizer and model family the study uses.
         study: the study (default: the config's `scaling` section).
-        overrides: `section.field=value` overrides (None = DATA_OVERRIDES for the preset).
+        overrides: `section.field=value` overrides (None = STUDY_DATA for the preset).
         config: a complete config; when given, preset and overrides are ignored.
     """
-    cfg = config or load_config(preset, None, DATA_OVERRIDES.get(preset, []) if overrides is None else overrides)
+    cfg = config or load_config(preset, None, STUDY_DATA.get(preset, []) if overrides is None else overrides)
     if study is not None:
         cfg = cfg.model_copy(update={"scaling": study})
     uris = pipeline(config=cfg, until="pack")

@@ -14,7 +14,6 @@ it and fits no law from it.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from components.scaling.fit import near_optimal
@@ -118,13 +117,6 @@ def assess(runs: list[dict], budget: float, margin: float, lr_step: float, batch
         elif point not in tried and point not in state.proposals:
             state.proposals.append(point)
     return state
-
-
-def by_budget(rows: list[dict]) -> dict[float, list[dict]]:
-    groups: dict[float, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[r["budget"]].append(r)
-    return dict(sorted(groups.items()))
 
 
 def summary(states: list[Budget], rounds: int, cap: int) -> list[dict]:

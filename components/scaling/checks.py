@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from components.scaling.fit import by_budget
+
 MEANINGFUL_M_SHARE = 0.5
 """Below this share of the real FLOPs, M mostly measures something other than the compute spent."""
 FAILED_CHECK = 3
@@ -70,12 +72,12 @@ def m_share(m: float, d_model: int, vocab_size: int) -> float:
 
 def budget_shares(records: list[dict]) -> list[dict]:
     """Per budget: M's share of the real FLOPs over its trials (min, max) and the share M omits."""
-    groups: dict[float, list[float]] = {}
-    for r in records:
-        groups.setdefault(r["budget"], []).append(m_share(r["m"], r["model"]["d_model"], r["model"]["vocab_size"]))
-    return [{"budget": c, "m_share_min": min(s), "m_share_max": max(s), "omitted_min": 1 - max(s),
-             "omitted_max": 1 - min(s), "meaningful": min(s) >= MEANINGFUL_M_SHARE}
-            for c, s in sorted(groups.items())]
+    out = []
+    for c, group in by_budget(records).items():
+        s = [m_share(r["m"], r["model"]["d_model"], r["model"]["vocab_size"]) for r in group]
+        out.append({"budget": c, "m_share_min": min(s), "m_share_max": max(s), "omitted_min": 1 - max(s),
+                    "omitted_max": 1 - min(s), "meaningful": min(s) >= MEANINGFUL_M_SHARE})
+    return out
 
 
 def verdict(val: dict, tolerance: float) -> dict:

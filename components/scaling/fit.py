@@ -81,9 +81,11 @@ def _hp_fit(runs: list[dict], margin: float) -> tuple[float, float, float, float
     return (*power_law(c, [r["lr"] for r in band]), *power_law(c, [r["batch"] for r in band]))
 
 
-def _by_budget(runs: list[dict]) -> dict[float, list[dict]]:
+def by_budget(rows: list[dict]) -> dict[float, list[dict]]:
+    """Rows grouped by their "budget", budgets ascending, rows in their given order (the one grouping that
+    the bracketing, the fits, the M-share table and the report plots share)."""
     groups: dict[float, list[dict]] = defaultdict(list)
-    for r in runs:
+    for r in rows:
         groups[r["budget"]].append(r)
     return dict(sorted(groups.items()))
 
@@ -92,7 +94,7 @@ def hp_laws(runs: list[dict], margin: float, n_boot: int = 1000, confidence: flo
             seed: int = 0) -> dict:
     """eta_opt and B_opt laws from grid runs [{budget, lr, batch, loss}] (finite losses only)."""
     runs = [r for r in runs if np.isfinite(r["loss"])]
-    groups = _by_budget(runs)
+    groups = by_budget(runs)
     if len(groups) < 2:
         raise ValueError(f"the hyperparameter laws need finished grid runs at 2+ budgets, got {len(groups)}")
     rng, eta, batch = np.random.default_rng(seed), [], []
@@ -137,7 +139,7 @@ def _iso_fit(profiles: dict[float, list[dict]]) -> tuple[list[float], list[float
 
 def isoflop(runs: list[dict], n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
     """M_opt, D_opt and L_opt laws from IsoFLOP runs [{budget, m, loss}] (finite losses only)."""
-    profiles = _by_budget([r for r in runs if np.isfinite(r["loss"])])
+    profiles = by_budget([r for r in runs if np.isfinite(r["loss"])])
     if len(profiles) < 2:
         raise ValueError(f"the IsoFLOP laws need profiles at 2+ budgets, got {len(profiles)}")
     minima = {c: vertex([r["m"] for r in g], [r["loss"] for r in g]) for c, g in profiles.items()}

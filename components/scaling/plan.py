@@ -22,9 +22,13 @@ from components.artifacts import canonical
 from components.config import ModelConfig, PretrainConfig, StudyConfig
 from components.model.accounting import flops_per_token
 
-SECONDS_PER_TOKEN = 1.45e-4
+TOKEN_SECONDS = 8.3e-5
 """Cost model of one trial on one CPU thread, fitted to trials measured on the 2-core dev machine (fp32, two
-trials at once, the machine shared with other work): a per-token overhead that dominates tiny models ..."""
+trials at once, the machine shared with other work): a cost per token ..."""
+PASS_SECONDS = 0.016
+"""... plus a fixed cost per forward/backward pass (of micro_batch sequences), which dominates tiny models
+fed short sequences (measured with the 2x64 grid model on one thread: 2743 / 3941 / 5201 tokens/s at
+micro-batches of 1 / 2 / 4 sequences of 128 tokens) ..."""
 FLOPS_PER_SECOND = 7e9
 """... plus M·D at this rate, and a fixed start-up per trial."""
 STARTUP_SECONDS = 5.0
@@ -71,6 +75,7 @@ class Trial:
     m: int
     tokens: int
     extra: dict = field(default_factory=dict)
+    seq_len: int = 128
 
     @property
     def id(self) -> str:
@@ -142,9 +147,25 @@ def batch_unit(study: StudyConfig, seq_len: int) -> int:
 
 
 def round_batch(tokens: float, unit: int) -> int:
-    """The multiple of `unit` nearest to `tokens` in log space (at least one unit)."""
-    low = max(1, math.floor(tokens / unit))
-    return unit * min((low, low + 1), key=lambda k: abs(math.log(k * unit / tokens)))
+    """The multiple of `unit` nearest to `tokens` in log space (at least one unit). Large batches round to a
+    multiple of unit × 2^k (at least 8 of those steps, so at most ~6% off): a batch of a power-of-two
+    number of sequences can be passed several at a time (`trial_micro_batch`), one of 75 only singly."""
+    step = unit * 2 ** max(0, math.floor(math.log2(max(tokens / unit / 8, 1))))
+    low = max(1, math.floor(tokens / step))
+    return step * min((low, low + 1), key=lambda k: abs(math.log(k * step / tokens)))
+
+
+def trial_micro_batch(study: StudyConfig, batch: int, seq_len: int) -> tuple[int, int]:
+    """(micro_batch, val_batches) of one trial: the most sequences per pass, at most `max_micro_batch`, that
+    divide both its per-worker batch and the study's validation windows (micro_batch × val_batches), so
+    every trial is scored on the same windows while large batches need fewer, cheaper passes (a pass has a
+    fixed cost: PASS_SECONDS). Gradient accumulation makes the update the same either way."""
+    per_worker = batch // (seq_len * max(study.trial_workers, 1))
+    windows = study.micro_batch * study.val_batches
+    step = study.micro_batch  # batches are multiples of it (check_grid), so it always qualifies
+    micro = max([d for d in range(step, min(study.max_micro_batch, per_worker) + 1, step)
+                 if per_worker % d == 0 and windows % d == 0], default=step)
+    return micro, windows // micro
 
 
 def make_trial(kind: str, budget: float, model: ModelConfig, base: PretrainConfig, study: StudyConfig,
@@ -154,14 +175,16 @@ def make_trial(kind: str, budget: float, model: ModelConfig, base: PretrainConfi
     steps = int(budget / m // batch)
     if steps < study.min_steps:
         return None
+    micro, val_batches = trial_micro_batch(study, batch, seq_len)
     pretrain = PretrainConfig(**{**base.model_dump(),
         "total_tokens": steps * batch, "batch_tokens": batch, "lr": float(f"{lr:.4g}"),
-        "warmup_steps": max(1, round(study.warmup_fraction * steps)), "micro_batch": study.micro_batch,
-        "eval_every": steps, "checkpoint_every": steps, "val_batches": study.val_batches,
+        "warmup_steps": max(1, round(study.warmup_fraction * steps)), "micro_batch": micro,
+        "eval_every": steps, "checkpoint_every": steps, "val_batches": val_batches,
         "num_workers": study.trial_workers, "seed": study.seed,
         "cpus_per_worker": study.trial_cpus - DRIVER_CPUS / max(study.trial_workers, 1),
         "keep_checkpoints": False})
-    return Trial(kind, budget, model.model_dump(), pretrain.model_dump(), m, steps * batch, dict(extra))
+    return Trial(kind, budget, model.model_dump(), pretrain.model_dump(), m, steps * batch, dict(extra),
+                 seq_len)
 
 
 def check_grid(study: StudyConfig, seq_len: int) -> None:
@@ -238,17 +261,14 @@ def validation_trial(study: StudyConfig, model: ModelConfig, base: PretrainConfi
     return make_trial("validate", budget, shaped, base, study, seq_len, rec["batch_tokens"], rec["lr"])
 
 
-def micro_batch_factor(micro_batch: int) -> float:
-    """The per-token overhead at `micro_batch` relative to 2 (SECONDS_PER_TOKEN's): a fixed cost per forward
-    pass plus one per token, measured with the 2x64 grid model on one thread (2743 / 3941 / 5201 tokens/s at
-    micro-batches 1 / 2 / 4 on the shared dev machine)."""
-    return 0.57 + 0.86 / micro_batch
+def passes(t: Trial) -> float:
+    """Forward/backward passes of a trial: its tokens over micro_batch sequences of seq_len."""
+    return t.tokens / (t.pretrain.get("micro_batch", 1) * t.seq_len)
 
 
 def trial_seconds(t: Trial) -> float:
     """One trial on one slot under the cost model above."""
-    overhead = SECONDS_PER_TOKEN * micro_batch_factor(t.pretrain.get("micro_batch", 2))
-    return STARTUP_SECONDS + t.tokens * overhead + t.compute / FLOPS_PER_SECOND
+    return STARTUP_SECONDS + t.tokens * TOKEN_SECONDS + passes(t) * PASS_SECONDS + t.compute / FLOPS_PER_SECOND
 
 
 def estimate_seconds(trials: list[Trial], concurrent: int = 1) -> float:

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from components.scaling.checks import MEANINGFUL_M_SHARE, describe  # noqa: E402
-from components.scaling.fit import PAPER, Law  # noqa: E402
+from components.scaling.fit import PAPER, Law, by_budget  # noqa: E402
 
 TITLES = {"eta": "learning rate η_opt", "batch": "batch size B_opt (tokens)", "m": "model scale M_opt (FLOPs/token)",
           "d": "data scale D_opt (tokens)"}
@@ -33,15 +33,8 @@ def write(folder: Path, result: dict, hp: dict, iso_fit: dict, hp_rows: list[dic
     (folder / "scaling.md").write_text(markdown(result))
 
 
-def _budget_groups(rows: list[dict]) -> dict[float, list[dict]]:
-    groups: dict[float, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["budget"], []).append(r)
-    return dict(sorted(groups.items()))
-
-
 def hp_grid(path: Path, rows: list[dict], band: set[str], open_budgets: set[float] = frozenset()) -> None:
-    groups = _budget_groups(rows)
+    groups = by_budget(rows)
     fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4.2 * max(len(groups), 1), 3.8), squeeze=False)
     for ax, (budget, runs) in zip(axes[0], groups.items(), strict=False):
         finite = [r for r in runs if np.isfinite(r["loss"])]
@@ -62,7 +55,7 @@ def hp_grid(path: Path, rows: list[dict], band: set[str], open_budgets: set[floa
 
 def isoflop(path: Path, rows: list[dict], minima: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (budget, runs), color in zip(_budget_groups(rows).items(), plt.cm.plasma(np.linspace(0, 0.85, 8)),
+    for (budget, runs), color in zip(by_budget(rows).items(), plt.cm.plasma(np.linspace(0, 0.85, 8)),
                                      strict=False):
         runs = sorted((r for r in runs if np.isfinite(r["loss"])), key=lambda r: r["m"])
         m, loss = np.array([r["m"] for r in runs], float), np.array([r["loss"] for r in runs], float)

@@ -151,7 +151,7 @@ def grid_phase(s: Study) -> tuple[list[dict], list[dict]]:
 
     rounds = 0
     while True:
-        groups = bracket.by_budget(_rows(records))
+        groups = fit.by_budget(_rows(records))
         states = [bracket.assess(groups.get(c, []), c, cfg.near_optimal, lr_step, batch_step, unit, feasible(c))
                   for c in hp_budgets(cfg)]
         new = [make_trial("hp", st.budget, small, s.base, cfg, s.seq_len, b, lr, round=rounds + 1)

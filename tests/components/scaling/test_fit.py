@@ -108,3 +108,10 @@ def test_prediction_interval_brackets_the_law():
     out = fit.predict(boot, law, 1e13, 0.95)
     assert out["low"] < out["value"] < out["high"]
     assert out["value"] == pytest.approx(10 * 1e13 ** -0.05)
+
+
+def test_by_budget_groups_sorted_budgets_keeping_row_order():
+    rows = [{"budget": 1e11, "id": "a"}, {"budget": 1e10, "id": "b"}, {"budget": 1e11, "id": "c"}]
+    groups = fit.by_budget(rows)
+    assert list(groups) == [1e10, 1e11]
+    assert [r["id"] for r in groups[1e11]] == ["a", "c"] and [r["id"] for r in groups[1e10]] == ["b"]
