@@ -17,7 +17,6 @@ from flows.pipeline import pipeline
 from flows.stages import SCALING
 
 
-
 @flow(name="scaling_study", log_prints=True)
 def scaling_study(preset: str = "tiny", study: StudyConfig | None = None, overrides: list[str] | None = None,
                   config: PipelineConfig | None = None) -> StageResult:
