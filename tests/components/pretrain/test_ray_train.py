@@ -1,8 +1,8 @@
 """Pretraining on a real two-node Ray cluster on loopback (one CPU per node): DDP with one worker on
 each node, FSDP with activation checkpointing recovering from a killed worker through its sharded
 checkpoint (the DDP/local checkpoint path is resumed in test_train_local), and the deepseek_7b layer
-width trained, killed and resumed the same way, with its checkpoints on local disk and on a real S3 server
-on loopback (moto); workers on both nodes read the pack from that S3 server."""
+width (and deepseek_67b's attention shape at reduced width) trained, killed and resumed the same way,
+with checkpoints on local disk and on a real S3 server on loopback (moto); workers on both nodes read the pack from that S3 server."""
 
 from __future__ import annotations
 
@@ -122,19 +122,26 @@ def _kill_rank_1_after(folder, step: int, killed: dict) -> threading.Thread:
     return thread
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path, request, where):
-    """One decoder layer of deepseek_7b's exact shape (d 4096, 32 heads, d_ffn 11008; ~200M parameters) with
-    the fixtures' small vocabulary, sharded over 2 CPU workers with full activation checkpointing: trains,
-    checkpoints (DCP, on local disk or on the loopback S3 server), loses rank 1 to SIGKILL, resumes and
-    finishes."""
-    from components.presets import deepseek_7b
+def _shape(name: str) -> dict:
+    """One decoder layer of deepseek_7b's exact shape (d 4096, 32 heads, d_ffn 11008; ~200M parameters), or
+    deepseek_67b's attention shape (64 query heads sharing 8 KV heads) at a quarter of its width (d 2048, head
+    dim 32, the same d_ffn / d ratio; d 8192 does not fit two CPU workers beside the rest of a test run)."""
+    from components.presets import deepseek_7b, deepseek_67b
 
+    if name == "7b":
+        m = deepseek_7b().model
+        return {"d_model": m.d_model, "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_ffn": m.d_ffn}
+    m = deepseek_67b().model
+    return {"d_model": m.d_model // 4, "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_ffn": m.d_ffn // 4}
+
+
+@pytest.mark.parametrize("shape, where", [("7b", "local"), ("7b", "s3"), ("67b_attention", "local")])
+def test_deepseek_widths_under_fsdp_survive_a_kill(cluster, inputs, tmp_path, request, shape, where):
+    """A deepseek layer shape (`_shape`) with the fixtures' small vocabulary, sharded over 2 CPU workers with
+    full activation checkpointing: trains, checkpoints (DCP, on local disk or on the loopback S3 server), loses
+    rank 1 to SIGKILL, resumes and finishes."""
     ckpt = f"{request.getfixturevalue('s3_root')}/ckpt" if where == "s3" else tmp_path / "ckpt"
-
-    seven = deepseek_7b().model
-    model = tiny_model(inputs, n_layer=1, d_model=seven.d_model, n_head=seven.n_head, n_kv_head=seven.n_kv_head,
-                       d_ffn=seven.d_ffn)
+    model = tiny_model(inputs, n_layer=1, **_shape(shape))
     train = tiny_train(total_tokens=8 * 128, batch_tokens=128, micro_batch=2, lr=3e-4, warmup_steps=1,
                        checkpoint_every=3, eval_every=8, val_batches=1, num_workers=2, cpus_per_worker=1,
                        strategy="fsdp", activation_checkpointing="full", keep_checkpoints=True, max_failures=2)
@@ -152,4 +159,5 @@ def test_deepseek_7b_width_under_fsdp_survives_a_kill(cluster, inputs, tmp_path,
         assert (tmp_path / "ckpt" / "step_00000008" / "dcp").is_dir()
     records = read(tmp_path / "out" / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(1, 9))
-    assert counts["params"] > 190_000_000 and records[-1]["loss"] < records[0]["loss"]
+    assert counts["params"] > (190_000_000 if shape == "7b" else 40_000_000)
+    assert records[-1]["loss"] < records[0]["loss"]
