@@ -130,10 +130,10 @@ def timed_precompute(into: list[float]):
 
 def trainers(cfg, model_dir: Path, data: dict, scratch: Path) -> dict:
     """The SFT and DPO trainers exactly as the stages build them, with a Meter each."""
-    from components.align import dpo, sft
-    from components.align.chat import load_tokenizer
     from transformers.trainer_callback import PrinterCallback
 
+    from components.align import dpo, sft
+    from components.align.chat import load_tokenizer
     from components.align.runner import load_model
 
     tok, a, precompute = load_tokenizer(model_dir), cfg.align, []
