@@ -62,28 +62,54 @@ def test_padding_free_sft_loss_covers_exactly_the_assistant_tokens(base, tmp_pat
 
 
 def test_dpo_with_cached_reference_log_probs_gives_the_live_reference_loss(base, tmp_path):
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-
-    from components.align import dpo
-
     tok = load_tokenizer(base)
     pairs = [{"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": "Sure! " + a}],
               "rejected": [{"role": "assistant", "content": a}]} for q, a in qa_pairs()[:8]]
 
-    def first_batch_loss(precompute: bool) -> torch.Tensor:
-        torch.manual_seed(0)
-        policy, ref = (AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32) for _ in range(2))
-        with torch.no_grad():  # a policy that differs from its reference, so the loss is not log(2)
-            for p in policy.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        cfg = CFG.model_copy(update={"dpo_precompute_ref": precompute})
-        trainer = dpo.build_trainer(cfg, policy, ref, tok, Dataset.from_list(pairs), None,
-                                    str(tmp_path / str(precompute)))
-        assert ("ref_chosen_logps" in trainer.train_dataset.column_names) == precompute
-        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
-        return trainer.compute_loss(trainer.model, batch).detach()
-
-    cached, live = first_batch_loss(True), first_batch_loss(False)
+    cached, live = (_first_batch_loss(base, tok, pairs, tmp_path / str(p), precompute=p)[0] for p in (True, False))
     assert abs(float(live) - 0.6931) > 1e-3
     torch.testing.assert_close(cached, live, rtol=1e-5, atol=1e-6)
+
+
+def _models(base):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    policy, ref = (AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32) for _ in range(2))
+    with torch.no_grad():  # a policy that differs from its reference, so the loss is not log(2)
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return policy, ref
+
+
+def _first_batch_loss(base, tok, pairs, out, precompute: bool, trl_head: bool = False):
+    """DPO loss of the first four pairs and the policy's output-weight gradient, as the stage's trainer computes
+    them (or, with `trl_head`, TRL's own DPOTrainer with the same arguments)."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    from components.align import dpo
+
+    policy, ref = _models(base)
+    cfg = CFG.model_copy(update={"dpo_precompute_ref": precompute})
+    trainer = dpo.build_trainer(cfg, policy, ref, tok, Dataset.from_list(pairs), None, str(out))
+    if trl_head:
+        policy, ref = _models(base)
+        trainer = DPOTrainer(model=policy, ref_model=ref, args=trainer.args, train_dataset=Dataset.from_list(pairs),
+                             processing_class=tok)
+    assert ("ref_chosen_logps" in trainer.train_dataset.column_names) == precompute
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    return loss.detach(), trainer.model.lm_head.weight.grad
+
+
+def test_dpo_lean_head_gives_trls_loss_and_gradients(base, tmp_path):
+    tok = load_tokenizer(base)
+    pairs = [{"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": "Sure! " + a}],
+              "rejected": [{"role": "assistant", "content": a}]} for q, a in qa_pairs()[:8]]
+    ours, theirs = (_first_batch_loss(base, tok, pairs, tmp_path / str(t), precompute=False, trl_head=t)
+                    for t in (False, True))
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours[1], theirs[1], rtol=1e-4, atol=1e-6)
+    assert ours[1].abs().sum() > 0
