@@ -47,8 +47,11 @@ def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout,
     from components.align.fused import FusedDPOTrainer
 
     base = training_args(cfg, output_dir, len(train), cfg.dpo_epochs, evaluate=heldout is not None)
+    # TRL's rank 0 writes the cached log-probs next to the dataset, which for an in-memory dataset is a
+    # temporary folder of its own process: the other ranks would not find them, so one worker only
+    precompute = cfg.dpo_precompute_ref and cfg.num_workers <= 1
     args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length,
-                     precompute_ref_log_probs=cfg.dpo_precompute_ref)
+                     precompute_ref_log_probs=precompute)
     return FusedDPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
                       processing_class=tokenizer)
 
