@@ -30,24 +30,31 @@ from components.pretrain.loss import chunk_rows, linear_cross_entropy
 FLAG = "dsllm_loss_head"  # the forward keyword that selects the fused loss (the model's own forward without it)
 
 
-def add_loss_head(model) -> None:
-    """Patch `model.forward`: with `dsllm_loss_head=True` and `labels`, it runs the backbone and returns the
-    summed cross-entropy of the next tokens and their count. Going through the model's forward (not around
-    it) keeps DDP's gradient hooks when the trainer has wrapped the model."""
+def patch_forward(model, flag: str, head) -> None:
+    """Patch `model.forward`: called with `flag=True` and `labels`, it runs the backbone and returns
+    `head(hidden states, output weight, next-token labels)`; without, the forward it had. Going through the
+    model's forward (not around it) keeps DDP's gradient hooks when the trainer has wrapped the model."""
     original = model.forward
 
     @functools.wraps(type(model).forward)  # generate() checks its keywords against this signature
-    def forward(self, *args, dsllm_loss_head: bool = False, labels=None, **kwargs):
-        if not dsllm_loss_head:
+    def forward(self, *args, labels=None, **kwargs):
+        if not kwargs.pop(flag, False):
             return original(*args, **kwargs) if labels is None else original(*args, labels=labels, **kwargs)
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
-        targets = labels[:, 1:]
-        count = (targets != -100).sum()
-        weight = self.get_output_embeddings().weight
-        return linear_cross_entropy(hidden, weight, targets) * count, count
+        return head(hidden, self.get_output_embeddings().weight, labels[:, 1:])
 
     model.forward = types.MethodType(forward, model)
+
+
+def _summed_cross_entropy(hidden, weight, targets):
+    count = (targets != -100).sum()
+    return linear_cross_entropy(hidden, weight, targets) * count, count
+
+
+def add_loss_head(model) -> None:
+    """`model(..., labels=..., dsllm_loss_head=True)` returns (summed next-token cross-entropy, tokens counted)."""
+    patch_forward(model, FLAG, _summed_cross_entropy)
 
 
 class FusedSFTTrainer(SFTTrainer):
@@ -113,25 +120,18 @@ def token_log_probs(hidden, weight, targets, rows: int | None = None):
     return _TokenLogProbs.apply(hidden, weight, targets, rows or chunk_rows(weight.shape[0]))
 
 
+def _logprob_output(hidden, weight, targets) -> FusedCausalLMOutput:
+    mask = targets != -100
+    fields = token_log_probs(hidden[mask], weight, targets[mask])
+    logp, entropy, mean, top1 = (x.new_zeros(mask.shape).masked_scatter(mask, x) for x in fields)
+    return FusedCausalLMOutput(loss=-logp.sum() / mask.sum().clamp(min=1), log_probs=logp, entropy=entropy,
+                               mean_logits=mean, is_top1=top1, label_mask=mask)
+
+
 def add_logprob_head(model) -> None:
     """Patch `model.forward` (after TRL's patch): `fused_lm_head=True` returns TRL's FusedCausalLMOutput from
     `token_log_probs` over the positions whose next-token label is not -100 (zeros elsewhere)."""
-    original = model.forward
-
-    @functools.wraps(type(model).forward)
-    def forward(self, *args, fused_lm_head: bool = False, labels=None, **kwargs):
-        if not fused_lm_head:
-            return original(*args, **kwargs) if labels is None else original(*args, labels=labels, **kwargs)
-        kwargs["use_cache"] = False
-        hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
-        targets = labels[:, 1:]
-        mask = targets != -100
-        fields = token_log_probs(hidden[mask], self.get_output_embeddings().weight, targets[mask])
-        logp, entropy, mean, top1 = (x.new_zeros(mask.shape).masked_scatter(mask, x) for x in fields)
-        return FusedCausalLMOutput(loss=-logp.sum() / mask.sum().clamp(min=1), log_probs=logp, entropy=entropy,
-                                   mean_logits=mean, is_top1=top1, label_mask=mask)
-
-    model.forward = types.MethodType(forward, model)
+    patch_forward(model, "fused_lm_head", _logprob_output)
 
 
 class FusedDPOTrainer(DPOTrainer):
