@@ -211,6 +211,10 @@ class AlignConfig(StageConfig):
     """DPO learning rate."""
     dpo_beta: float = Field(default=0.1, gt=0, le=10)
     """DPO temperature beta."""
+    dpo_precompute_ref: bool = True
+    """Compute the frozen reference's log-probs of every pair once, before training (and of the held-out
+    pairs, for evaluation), instead of a reference forward pass in every step and every evaluation. With one
+    Ray worker (or local mode) only: TRL keeps the cache in a per-process temporary folder."""
     max_length: int = Field(default=256, ge=16)
     """Maximum tokens per conversation; longer SFT conversations are skipped (counted), so every kept
     example ends with its end-of-turn token; longer DPO pairs are truncated."""

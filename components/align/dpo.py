@@ -39,12 +39,20 @@ MAX_PREFERENCE_PAIRS = 512  # held-out pairs scored one by one on rank 0; enough
 
 
 def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout, output_dir: str):
-    """The TRL DPOTrainer for `cfg`, with an explicit frozen reference (the SFT model)."""
-    from trl import DPOConfig, DPOTrainer
+    """TRL's DPOTrainer for `cfg` with the lean log-prob head (components.align.fused) and an explicit frozen
+    reference (the SFT model), whose log-probs are computed once before training when `cfg.dpo_precompute_ref`
+    (TRL's `precompute_ref_log_probs`)."""
+    from trl import DPOConfig
+
+    from components.align.fused import FusedDPOTrainer
 
     base = training_args(cfg, output_dir, len(train), cfg.dpo_epochs, evaluate=heldout is not None)
-    args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length)
-    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
+    # TRL's rank 0 writes the cached log-probs next to the dataset, which for an in-memory dataset is a
+    # temporary folder of its own process: the other ranks would not find them, so one worker only
+    precompute = cfg.dpo_precompute_ref and cfg.num_workers <= 1
+    args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length,
+                     precompute_ref_log_probs=precompute)
+    return FusedDPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
                       processing_class=tokenizer)
 
 

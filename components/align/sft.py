@@ -38,7 +38,7 @@ from components.artifacts import StageSpec
 from components.config import AlignConfig
 from components.sources.benchmarks import fingerprint
 
-DPO_ONLY = {"dpo_datasets", "dpo_epochs", "dpo_lr", "dpo_beta", "max_dpo_pairs"}
+DPO_ONLY = {"dpo_datasets", "dpo_epochs", "dpo_lr", "dpo_beta", "max_dpo_pairs", "dpo_precompute_ref"}
 HELDOUT_SAMPLES_PER_LANG = 2  # held-out prompts added to the configured sample prompts, per language
 
 
@@ -62,13 +62,20 @@ def balanced(prompts: list[list[dict]], n: int) -> list[list[dict]]:
 
 
 def build_trainer(cfg: AlignConfig, model, tokenizer, train, heldout, output_dir: str):
-    """The TRL SFTTrainer (assistant-only loss) for `cfg`; used by the Ray worker and the tests."""
-    from trl import SFTConfig, SFTTrainer
+    """TRL's SFTTrainer (assistant-only loss) for `cfg` with the project's fused loss head, on padding-free
+    batches: a step's conversations are concatenated into one row (no padding computed; attention stays
+    within each conversation), the same examples per step as padded batches. Used by the worker and tests."""
+    from trl import SFTConfig
+
+    from components.align.fused import FusedSFTTrainer
 
     base = training_args(cfg, output_dir, len(train), cfg.sft_epochs, evaluate=heldout is not None)
-    args = SFTConfig(**base, learning_rate=cfg.sft_lr, max_length=cfg.max_length, packing=cfg.packing,
-                     assistant_only_loss=True)
-    return SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=heldout, processing_class=tokenizer)
+    # without packing TRL refuses max_length on padding-free batches: prepare() has already skipped every
+    # conversation longer than cfg.max_length, so there is nothing to cut
+    args = SFTConfig(**base, learning_rate=cfg.sft_lr, max_length=cfg.max_length if cfg.packing else None,
+                     packing=cfg.packing, packing_strategy="bfd", padding_free=True, assistant_only_loss=True)
+    return FusedSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=heldout,
+                           processing_class=tokenizer)
 
 
 def worker(config: dict) -> None:
