@@ -22,7 +22,7 @@ from pathlib import Path
 
 from components.align.timing import Phases
 from components.config import AlignConfig
-from components.home import Home
+from components.home import Home, quiet_telemetry
 
 RESULTS = "results.json"
 MAX_CHECKPOINTS = 4  # per run: each one is written, reported and persisted by Ray (seconds on a small box),
@@ -147,11 +147,13 @@ def train_phases(phases: Phases, trainer, monitor_seconds: float = 0.0) -> None:
 
 
 def worker_setup(config: dict) -> tuple[AlignConfig, str]:
-    """Threads, seed and a per-rank scratch directory for the HF trainer's own checkpoints."""
+    """Threads, seed and a per-rank scratch directory for the HF trainer's own checkpoints; on a cluster's
+    node too, no telemetry and no Hub kernels (`quiet_telemetry`) before the model is loaded."""
     import ray.train
     import torch
     from transformers import set_seed
 
+    quiet_telemetry()
     cfg = AlignConfig(**config["cfg"])
     if not cfg.use_gpu:
         torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
