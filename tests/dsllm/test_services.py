@@ -148,7 +148,7 @@ STAGE_DEPLOYMENTS = {
     "pretrain": ("pretrain", ["pack_uri", "tokenizer_uri", "preset", "overrides", "config"], "PipelineConfig"),
     "align": ("align", ["base_model_uri", "cfg"], "AlignConfig"),
     "evaluate": ("evaluate", ["model_uri", "pack_uri", "cfg"], "EvalConfig"),
-    "evaluate_approved": ("evaluate_approved", ["model", "alias", "cfg", "pack_uri"], "EvalConfig"),
+    "evaluate_approved": ("evaluate_approved", ["model", "alias", "cfg", "pack_uri", "judge"], "EvalConfig"),
 }
 
 
@@ -164,6 +164,7 @@ def test_every_flow_has_a_deployment_with_a_typed_form(stack):
     assert required == ["corpus_uri"]
     full = services.deployment(settings, "evaluate_approved", "evaluate_approved")["parameter_openapi_schema"]
     assert len(full["properties"]["cfg"]["default"]["tasks"]) > 6  # the full task set by default
+    assert "EndpointConfig" in full["definitions"]  # the optional judge is a form too
 
 
 def _schedules(settings: Settings, flow: str, name: str) -> list[dict]:
