@@ -143,9 +143,9 @@ def materialize(uri: str, cache: Path, marker: str) -> Path:
     return local
 
 
-def cache_path(uri: str, cache: Path) -> Path:
-    """Where `materialize` keeps its copy of `uri`."""
-    return cache / "remote" / hashlib.sha256(uri.encode()).hexdigest()[:24]
+def cache_path(uri: str, cache: Path, kind: str = "remote") -> Path:
+    """A local folder under `cache/kind` for `uri` (`materialize`'s copies: "remote"; a run's local files: "runs")."""
+    return cache / kind / hashlib.sha256(uri.encode()).hexdigest()[:24]
 
 
 def create_exclusive(uri: str, text: str) -> bool:

@@ -183,7 +183,7 @@ def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: fl
 
 def checkpointing_arg(enabled: bool) -> dict:
     """Activation checkpointing under the name the installed transformers knows: `activation_checkpointing`
-    since 5.25, `gradient_checkpointing` before (pyproject admits any 5.x)."""
+    since 5.25, `gradient_checkpointing` in 5.24 (pyproject admits both)."""
     import dataclasses
 
     from transformers import TrainingArguments

@@ -14,7 +14,6 @@ resumes on another. metrics.jsonl, the heartbeats and the final model stay in a 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -74,7 +73,7 @@ def _run_dir(ckpt_dir: Path | str, run_dir: Path | None) -> Path:
         return Path(run_dir).resolve()
     if not storage.is_remote(ckpt_dir):
         return Path(ckpt_dir).resolve()
-    return Home.resolve().cache / "runs" / hashlib.sha256(str(ckpt_dir).encode()).hexdigest()[:24]
+    return storage.cache_path(str(ckpt_dir), Home.resolve().cache, "runs")
 
 
 def _id(preferred, fallback) -> int | None:
