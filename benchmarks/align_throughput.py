@@ -12,7 +12,8 @@ with the preset's length limits. Then, in rounds (pretrain, SFT, DPO, pretrain, 
   first step of each call is warm-up, the rest are timed end to end (data, forward, backward, optimizer,
   logging).
 Every loop runs with the same torch threads (`--threads`, default torch's): a per-token comparison on
-one machine. (The stage's worker takes `cpus_per_worker` threads; the JSON shows both.)
+one machine. (The stage's worker takes `cpus_per_worker` threads, by default the cluster's share as pretraining
+does; the JSON shows both.)
 Tokens are the definition's (shared/BENCHMARKS.md): prompt and answer tokens of every sequence in the
 batch, chosen and rejected for DPO; padding does not count. Where DPO computes the reference log-probs
 once before training, that pass's time is spread over the tokens of `dpo_epochs` epochs and counted in
@@ -194,7 +195,7 @@ def report(args, cfg, m: dict) -> tuple[dict, list[list]]:
     ratios = {f"{k}_over_pretrain": v / med["pretrain"] for k, v in med.items() if k != "pretrain"}
     a = cfg.align
     result = {"benchmark": NAME, "machine": {**machine(torch.device("cpu")), "threads_all_loops": m["threads"],
-                                             "stage_worker_threads": int(a.cpus_per_worker)},
+                                             "stage_worker_cpus": a.cpus_per_worker or "share of cluster"},
               "config": {"preset": args.preset, "steps_per_round": args.steps, "repeats": args.repeats,
                          "batch_size": a.batch_size, "max_length": a.max_length, "packing": a.packing,
                          "pretrain_batch_tokens": a.batch_size * cfg.pack.seq_len,

@@ -238,8 +238,9 @@ class AlignConfig(StageConfig):
     num_workers: int = Field(default=1, ge=0, le=4096)
     """Ray Train workers (data parallel). 0 = Ray Train's local mode: the same training function runs in
     the calling process, with no Ray actors to start (tens of seconds on a small machine; the tiny preset)."""
-    cpus_per_worker: float = Field(default=1, gt=0, le=512)
-    """CPUs Ray reserves for each worker (also its torch threads)."""
+    cpus_per_worker: float | None = Field(default=None, gt=0, le=512)
+    """CPUs Ray reserves for each worker (also its torch threads); None = an equal share of the cluster's CPUs,
+    as pretraining takes (in local mode, num_workers=0: the process's own threads)."""
     use_gpu: bool = False
     """Train on GPUs (one per worker)."""
     bf16: bool = False

@@ -59,8 +59,9 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
             ensure_ray(home)
     storage = home.ray / "train"
     progress = storage / f"{name}-progress.jsonl"  # rank 0 writes, this process logs it (components.align.progress)
-    config = {**config, "progress": str(progress)}
-    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
+    cpus = _worker_cpus(cfg)
+    config = {**config, "progress": str(progress), "threads": max(1, round(cpus)) if cpus else None}
+    resources = {"CPU": cpus, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
@@ -82,6 +83,18 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
         progress.unlink(missing_ok=True)
         if not cfg.num_workers:  # local mode reports the worker's own directory, not a persisted copy
             shutil.rmtree(result.checkpoint.path, ignore_errors=True)
+
+
+def _worker_cpus(cfg: AlignConfig) -> float | None:
+    """CPUs each Ray worker holds (the configured number, else pretraining's equal share of the cluster); None
+    in local mode with none configured, where the process keeps its own threads."""
+    if not cfg.num_workers:
+        return cfg.cpus_per_worker
+    import ray
+
+    from components import preflight
+
+    return preflight.worker_cpus(cfg, ray.cluster_resources().get("CPU", 1))
 
 
 @contextmanager
@@ -155,8 +168,8 @@ def worker_setup(config: dict) -> tuple[AlignConfig, str]:
 
     quiet_telemetry()
     cfg = AlignConfig(**config["cfg"])
-    if not cfg.use_gpu:
-        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+    if not cfg.use_gpu and config.get("threads"):
+        torch.set_num_threads(config["threads"])
     set_seed(cfg.seed)
     rank = ray.train.get_context().get_world_rank()
     return cfg, tempfile.mkdtemp(prefix=f"dsllm-{config['stage']}-rank{rank}-")
