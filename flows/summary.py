@@ -131,6 +131,10 @@ def demo_line(mc, name: str = CHAT) -> str:
     if state is None:
         return f"not running on {cfg.url}; `dsllm demo deploy` serves {serving_reason(mc, name)}"
     version = str(state.get("version") or "") or None
+    approved = alias_version(mc, name, APPROVED)
+    if approved and version != approved:  # the demo follows @approved on its next check (`--poll-s`)
+        return (f"serving {state.get('label', '?')} at {cfg.url} until its next check loads v{approved}: "
+                f"{serving_reason(mc, name, approved)}")
     return f"serving {state.get('label', '?')} at {cfg.url}: {serving_reason(mc, name, version)}"
 
 

@@ -97,3 +97,19 @@ def test_cli_prints_what_was_built_when_a_stage_fails(monkeypatch):
     result = CliRunner().invoke(cli.app, ["pipeline", "-p", "tiny"], env={"COLUMNS": "200"})
     assert isinstance(result.exception, RuntimeError)
     assert "reused dsllm://corpus/abc" in result.output and "failed (see the error above)" in result.output
+
+
+def test_demo_line_says_a_demo_still_on_the_old_version_switches_at_its_next_check(registry, monkeypatch):
+    from components.services import demo as demo_proc
+
+    # the fixture has v1 approved and v2 rejected; now v2 passes and takes @approved
+    registry.set_model_version_tag(summary.CHAT, "2", "dsllm.gate", "passed")
+    registry.set_model_version_tag(summary.CHAT, "2", "dsllm.gate.reason", "6 bars met")
+    registry.set_registered_model_alias(summary.CHAT, "approved", "2")
+    served = {"version": "1", "label": "dsllm-chat v1"}
+    monkeypatch.setattr(demo_proc, "served", lambda cfg, timeout: served)
+    line = summary.demo_line(registry)
+    assert "until its next check loads v2" in line and "v2: the newest version, approved (6 bars met)" in line, line
+    assert "moved back" not in line
+    served["version"] = "2"
+    assert summary.demo_line(registry).endswith("v2: the newest version, approved (6 bars met)")
