@@ -28,7 +28,9 @@ def describe(record: dict, total_steps: int, total_tokens: int, rate_s_per_step:
         parts.append("val " + " ".join(f"{k} {v:.3f}" for k, v in record["val_loss"].items()))
     if record.get("tokens_per_s"):
         parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
-    if record.get("mfu"):
+    if record.get("peak_probed_busy"):
+        parts.append("MFU n/a (the CPU peak was probed under load; reprobed at the next quiet start)")
+    elif record.get("mfu"):
         parts.append(f"MFU {100 * record['mfu']:.1f}%")
     if rate_s_per_step:
         parts.append(f"ETA {timedelta(seconds=round(rate_s_per_step * (total_steps - record['step'])))}")

@@ -57,6 +57,7 @@ def summary(records: list[dict]) -> dict:
         return {}
     steady = train[1:] or train
     val = next((r["val_loss"] for r in reversed(train) if r.get("val_loss")), {})
+    mfu = [r["mfu"] for r in steady if "mfu" in r and not r.get("peak_probed_busy")]  # only against a trusted peak
     return {"final_loss": train[-1]["loss"], "val_loss": val, "steps": train[-1]["step"],
-            "tokens": train[-1]["tokens"], "mfu_mean": statistics.fmean(r.get("mfu", 0.0) for r in steady),
-            "tokens_per_s": statistics.median(r["tokens_per_s"] for r in steady)}
+            "tokens": train[-1]["tokens"], "tokens_per_s": statistics.median(r["tokens_per_s"] for r in steady),
+            **({"mfu_mean": statistics.fmean(mfu)} if mfu else {})}

@@ -44,6 +44,8 @@ def train_loop(config: dict) -> None:
             record.update(mfu=utilisation(run.flops_per_token, record["tokens_per_s"], peak, source, trusted),
                           matmul_utilisation=utilisation(run.matmul_flops_per_token, record["tokens_per_s"], peak,
                                                          source, trusted))
+            if not trusted:  # kept in the metrics, but shown nowhere as an MFU (it can read over 100%)
+                record["peak_probed_busy"] = 1
         record["time"] = time.time()
         evaluate = run.step % cfg.eval_every == 0 or last
         save = run.step % cfg.checkpoint_every == 0 or last

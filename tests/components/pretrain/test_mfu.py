@@ -33,3 +33,16 @@ def test_run_with_an_impossible_peak_fails_and_a_real_one_reports_both(inputs, h
     last = read(tmp_path / "out-ok" / "metrics.jsonl")[-1]
     assert 0 < last["mfu"] < 1 and 0 < last["matmul_utilisation"] < 1
     assert last["matmul_utilisation"] > last["mfu"]  # full checkpointing runs the layers' forward twice
+
+
+def test_an_mfu_against_a_peak_probed_under_load_is_shown_nowhere():
+    from components.pretrain.progress import describe
+    from components.pretrain.report import summary
+
+    busy = {"step": 2, "tokens": 20, "loss": 5.0, "tokens_per_s": 100.0, "mfu": 5.66, "peak_probed_busy": 1}
+    line = describe(busy, 10, 100, None)
+    assert "MFU n/a" in line and "566" not in line
+    assert "mfu_mean" not in summary([{**busy, "step": 1}, busy])
+    quiet = {**busy, "mfu": 0.4, "peak_probed_busy": 0}
+    assert "MFU 40.0%" in describe(quiet, 10, 100, None)
+    assert summary([quiet, quiet])["mfu_mean"] == pytest.approx(0.4)
