@@ -27,6 +27,8 @@ def ensure_ray(num_cpus: int | None = None, object_store_mb: int = 512, log_to_d
         return
     temp = Home.resolve().ray
     extra = {"_temp_dir": str(temp)} if len(str(temp)) < SOCKET_PATH_LIMIT else {}
-    ray.init(ignore_reinit_error=True, num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+    # address="local": never the cluster named in <temp>/ray_current_cluster, which `dsllm up` leaves behind
+    # in the home after `dsllm down` (ray.init would try to join that dead cluster)
+    ray.init(address="local", ignore_reinit_error=True, num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
              object_store_memory=object_store_mb * 1024 * 1024, log_to_driver=log_to_driver,
              logging_level="warning", **extra)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,27 +22,11 @@ from pathlib import Path
 from components.align.timing import Phases
 from components.config import AlignConfig
 from components.home import Home, quiet_telemetry
+from components.ray_setup import ensure_ray
 
 RESULTS = "results.json"
 MAX_CHECKPOINTS = 4  # per run: each one is written, reported and persisted by Ray (seconds on a small box),
 # and the held-out evaluation and repetition monitor run with them
-
-
-def ensure_ray(home: Home) -> None:
-    """Connect to $RAY_ADDRESS, or start a local Ray, unless Ray is already initialised."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"])
-        return
-    ray.init(include_dashboard=False, _temp_dir=_short_temp_dir(home))
-
-
-def _short_temp_dir(home: Home) -> str | None:
-    # Ray's unix sockets live under its temp dir; a long path breaks them (108-byte limit).
-    return str(home.ray) if len(str(home.ray)) < 60 else None
 
 
 def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: str, out_dir: Path,
@@ -56,7 +39,7 @@ def fit(worker: Callable[[dict], None], config: dict, cfg: AlignConfig, name: st
     home = Home.resolve()
     if cfg.num_workers:
         with phases("ray_start"):
-            ensure_ray(home)
+            ensure_ray(log_to_driver=True)
     storage = home.ray / "train"
     progress = storage / f"{name}-progress.jsonl"  # rank 0 writes, this process logs it (components.align.progress)
     cpus = _worker_cpus(cfg)
