@@ -85,3 +85,13 @@ def test_chat_fn_streams_the_reply_and_names_an_empty_one():
     assert out[0] == PIECES[0] and out[-1] == "".join(PIECES) and len(out) == len(PIECES)
     assert list(chat_fn(FakeSlot([]), 0.1)("hello", [], "", 0.0, 1.0, 16)) == [
         "(the model ended its reply without any text)"]
+
+
+def test_the_interval_is_a_demo_setting(monkeypatch):
+    from components.serving.config import DemoConfig
+
+    monkeypatch.setenv("DSLLM_DEMO_STREAM_INTERVAL_S", "0.25")
+    assert DemoConfig.resolve().stream_interval_s == 0.25
+    monkeypatch.setenv("DSLLM_DEMO_STREAM_INTERVAL_S", "-1")
+    with pytest.raises(ValueError, match="DSLLM_DEMO_STREAM_INTERVAL_S"):
+        DemoConfig.resolve()
