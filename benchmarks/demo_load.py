@@ -1,8 +1,9 @@
 """Load on the chat demo: N concurrent gradio_client sessions for D seconds, beside one session alone.
 
 Each session sends chat messages (English and Chinese, alternating, a fresh conversation each) in a
-loop through the Gradio API (or `--via api`: the OpenAI-compatible /v1 API) and reads the streamed reply: errors, time to first token (the first
-non-empty piece, looked for every 5 ms; the full text is the job's result), reply time. Tokens come from the demo's own counter (GET /dsllm/version, exact
+loop through the Gradio API (or `--via api`: the OpenAI-compatible /v1 API) and reads the streamed
+reply: errors, time to first token (the first non-empty piece, looked for every 5 ms; the full text
+is the job's result), reply time. Tokens come from the demo's own counter (GET /dsllm/version, exact
 in total); a session's tokens/s is its characters/s times the run's tokens per character.
 The baseline is one session alone for the same model and settings, run first in the same process;
 the headline is the ratio of total tokens/s (N sessions / one), the p95 time to first token and
