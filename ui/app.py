@@ -32,14 +32,15 @@ from components.serving import api
 from components.serving.config import DemoConfig
 from components.serving.generate import DEFAULT_SYSTEM
 from components.serving.slot import ModelSlot
-from ui.chat import card_view, chat_fn, header
+from ui.chat import STREAM_INTERVAL_S, card_view, chat_fn, header
 
 log = logging.getLogger("dsllm.demo")
 PAGE_REFRESH_S = 3.0  # how often an open page re-reads which version is served
 
 
-def build_blocks(slot: ModelSlot) -> gr.Blocks:
-    """The page: header, chat tab with settings, model card tab; the header and card follow swaps."""
+def build_blocks(slot: ModelSlot, stream_interval_s: float = STREAM_INTERVAL_S) -> gr.Blocks:
+    """The page: header, chat tab with settings, model card tab; the header and card follow swaps.
+    A streamed reply updates at most once per `stream_interval_s` (the first piece at once)."""
     with gr.Blocks(title="dsllm chat") as blocks:
         top = gr.Markdown(header(slot.status()), elem_id="dsllm-header")
         shown = gr.State("")  # which loaded model this page's card shows
@@ -49,8 +50,9 @@ def build_blocks(slot: ModelSlot) -> gr.Blocks:
         with gr.Tab("Chat"):
             message = gr.Textbox(placeholder="Type a message (English or 中文)…", elem_id="dsllm-message", scale=7,
                                  autofocus=True, submit_btn=True, stop_btn=True, render=False)
-            gr.ChatInterface(chat_fn(slot), additional_inputs=settings, api_name="chat", fill_height=False,
-                             textbox=message, chatbot=gr.Chatbot(elem_id="dsllm-chatbot", height=480, render=False))
+            gr.ChatInterface(chat_fn(slot, stream_interval_s), additional_inputs=settings, api_name="chat",
+                             fill_height=False, textbox=message,
+                             chatbot=gr.Chatbot(elem_id="dsllm-chatbot", height=480, render=False))
         with gr.Tab("Model card"):
             card_md = gr.Markdown(elem_id="dsllm-card")
             gallery = gr.Gallery(label="Scorecard and training curves", columns=3, height=420, object_fit="contain",
@@ -100,7 +102,8 @@ def build_app(slot: ModelSlot, cfg: DemoConfig) -> FastAPI:
         return slot.status()
 
     api.install(app, slot, cfg)  # /v1: the OpenAI-compatible API on the same slot, engine and port
-    blocks = build_blocks(slot).queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
+    blocks = build_blocks(slot, cfg.stream_interval_s).queue(default_concurrency_limit=cfg.concurrency,
+                                                             max_size=cfg.queue_size)
     return gr.mount_gradio_app(app, blocks, path="/", auth=cfg.credentials, server_name=cfg.host,
                                server_port=cfg.port, allowed_paths=[str(slot.home.cache / "demo")],
                                footer_links=["api"], ssr_mode=False)
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-size", type=int, dest="queue_size")
     parser.add_argument("--dtype")
     parser.add_argument("--threads", type=int, help="torch threads on a CPU (0 = all cores but one)")
+    parser.add_argument("--stream-interval-s", type=float, dest="stream_interval_s",
+                        help="least seconds between two updates of a streamed chat reply (0 = every piece)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = DemoConfig.resolve(**vars(parser.parse_args(argv)))

@@ -1,26 +1,51 @@
 """What the page shows and does, apart from its layout: the chat function, the header, the card tab.
 
-Kept free of layout so it can be read (and tested) on its own: `chat_fn(slot)` is the streaming
-function ChatInterface calls; `header(status)` is the line on top of every page saying which model
+Kept free of layout so it can be read (and tested) on its own: `chat_fn(slot, interval_s)` is the
+streaming function ChatInterface calls, its updates coalesced by `growing_text` (each Gradio update is
+a full event for the server and every client, so one per token cost as much CPU as the model under
+load); `header(status)` is the line on top of every page saying which model
 version is served; `card_view(slot)` gives the model card tab's markdown and images.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 import gradio as gr
 
 from components.serving.card import render
+from components.serving.config import DemoConfig
 from components.serving.generate import GenerationSettings, to_messages
 from components.serving.slot import ModelSlot
 
 ChatFn = Callable[..., Iterator[str]]
+STREAM_INTERVAL_S = DemoConfig.model_fields["stream_interval_s"].default
 
 
-def chat_fn(slot: ModelSlot) -> ChatFn:
-    """The ChatInterface function: message, history and the settings inputs in, growing reply text out."""
+def growing_text(pieces: Iterable[str], interval_s: float, clock: Callable[[], float] = time.monotonic
+                 ) -> Generator[str, None, str]:
+    """The reply so far: at the first piece at once (time to first token unchanged), then at most once per
+    `interval_s` (pieces arriving sooner are gathered), and always the whole text at the end; returns it."""
+    text, shown, due = "", "", None
+    try:
+        for piece in pieces:
+            text += piece
+            if piece and (due is None or clock() >= due):
+                due, shown = clock() + interval_s, text
+                yield text
+        if text != shown:
+            yield text
+        return text
+    finally:  # a reader that left (stop button, closed page) cancels the reply now, not when collected
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+
+
+def chat_fn(slot: ModelSlot, interval_s: float = STREAM_INTERVAL_S) -> ChatFn:
+    """The ChatInterface function: message, history and the settings inputs in, growing reply text out
+    (at most one update per `interval_s` after the first piece)."""
 
     def chat(message: str, history: list[dict], system_prompt: str, temperature: float, top_p: float,
              max_new_tokens: float) -> Iterator[str]:
@@ -31,10 +56,7 @@ def chat_fn(slot: ModelSlot) -> ChatFn:
             pieces = slot.reply(to_messages(history, message, settings.system_prompt), settings)
         except ValueError as exc:  # PromptTooLong, or a setting out of range (API callers skip the sliders)
             raise gr.Error(str(exc), title="Message not sent") from None
-        text = ""
-        for piece in pieces:
-            text += piece
-            yield text
+        text = yield from growing_text(pieces, interval_s)
         if not text:
             yield "(the model ended its reply without any text)"
 

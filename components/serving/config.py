@@ -12,6 +12,7 @@
 | API request body limit | DSLLM_API_MAX_BODY | 1048576 bytes |
 | weights dtype | DSLLM_DEMO_DTYPE | auto (bfloat16 on GPU, float32 on CPU) |
 | torch threads (CPU) | DSLLM_DEMO_THREADS | 0 = auto: all cores but one, at least one |
+| chat page update interval | DSLLM_DEMO_STREAM_INTERVAL_S | 0.1 s (0 = an update per decoded piece) |
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from components.serving.refs import DEFAULT_REF
 ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
        "poll_s": "DSLLM_DEMO_POLL_S", "concurrency": "DSLLM_DEMO_CONCURRENCY", "queue_size": "DSLLM_DEMO_QUEUE",
        "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE", "threads": "DSLLM_DEMO_THREADS",
-       "api_key": "DSLLM_API_KEY", "api_max_body": "DSLLM_API_MAX_BODY"}
+       "api_key": "DSLLM_API_KEY", "api_max_body": "DSLLM_API_MAX_BODY",
+       "stream_interval_s": "DSLLM_DEMO_STREAM_INTERVAL_S"}
 
 
 class DemoConfig(BaseModel):
@@ -60,6 +62,11 @@ class DemoConfig(BaseModel):
     """Bearer token the OpenAI-compatible API (/v1) requires; none = open (the default host is 127.0.0.1)."""
     api_max_body: int = Field(1 << 20, ge=1024, le=1 << 30)
     """Largest /v1 request body in bytes; a larger one gets 413."""
+    stream_interval_s: float = Field(0.1, ge=0, le=5)
+    """Least seconds between two updates of a streamed chat reply (Gradio path): the first piece is sent
+    at once, later ones are gathered and sent together, the whole reply always at the end. Each update
+    costs Gradio and every client a full event (postprocess, diff, SSE, parse), so one per token took as
+    much CPU as the model under load; 0 sends one per decoded piece. The /v1 API is not affected."""
 
     @field_validator("auth")
     @classmethod

@@ -1,7 +1,7 @@
 """UI tests reuse the serving tests' tiny chat models and registry, and add running demos.
 
 `demo_server`: the app in this process (uvicorn thread) on `models:/dsllm-chat@approved`, polling
-the alias every 0.3 s. `free_port()`: a port between Ray's worker range and the ephemeral range.
+the alias every 0.3 s, chat updates at most every 0.02 s. `free_port()`: a port between Ray's worker range and the ephemeral range.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def registry_env_module(registry):
 
 @pytest.fixture(scope="module")
 def demo_server(registry_env_module):
-    server = start_server(registry_env_module, poll_s=0.3)
+    # the tiny test model replies in a fraction of a second: short update interval so replies stream in
+    # several pieces (the coalescing itself is tested in test_chat.py)
+    server = start_server(registry_env_module, poll_s=0.3, stream_interval_s=0.02)
     yield server
     server.stop()
