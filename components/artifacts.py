@@ -106,25 +106,45 @@ class StageResult:
 class StageSpec:
     """A stage as components define it and flows run it.
 
-    `work(cfg, inputs, out_dir) -> counts` gets the input artifacts as absolute paths and writes
-    into `out_dir` (a report/ subfolder there is logged to MLflow by the flow). `key_config(cfg)`
-    picks the config fields that change the result (default: the whole stage config).
+    The contract, one rule for every stage: `work(cfg, inputs, out_dir) -> counts` and `key_config(cfg)` take
+    one typed config, an instance of `config`, and nothing else; `section(pipeline_cfg)` picks that config out of
+    a `PipelineConfig` (a section of it, or for pretrain and scaling a small object built from a few), so the
+    spec alone says what its stage reads. A stage the pipeline does not run (`registered_model`) has no section:
+    its caller builds the config. `work` gets the input artifacts as absolute paths and writes into `out_dir` (a
+    report/ subfolder there is logged to MLflow by the flow); `key_config` picks the config fields that change
+    the result (default: the whole config). `tests/flows/test_stages.py` holds every declared stage to this.
     """
 
     name: str
     version: int
     work: Callable[[Any, dict[str, Path], Path], dict[str, Any]]
     key_config: Callable[[Any], Any] = lambda cfg: cfg
+    config: type[BaseModel] = field(kw_only=True)
+    section: Callable[[Any], BaseModel] | None = field(default=None, kw_only=True)
+
+    def of(self, pipeline_cfg: Any) -> BaseModel:
+        """This stage's config picked out of a `PipelineConfig`."""
+        if self.section is None:
+            raise ValueError(f"Stage {self.name} is not part of the pipeline: build its {self.config.__name__} "
+                             "yourself")
+        return self.section(pipeline_cfg)
 
     def key(self, store: ArtifactStore, cfg: Any, inputs: dict[str, str]) -> str:
-        return store.key(self.name, self.version, self.key_config(cfg), inputs)
+        return store.key(self.name, self.version, self.key_config(self._checked(cfg)), inputs)
 
     def run(self, cfg: Any, inputs: dict[str, str], store: ArtifactStore | None = None) -> StageResult:
         """Build (or reuse) this stage's artifact for `cfg` and the input artifact URIs."""
         store = store or ArtifactStore()
         paths = {name: store.resolve(uri) for name, uri in inputs.items()}
-        return store.build(self.name, self.version, self.key_config(cfg), inputs,
+        return store.build(self.name, self.version, self.key_config(self._checked(cfg)), inputs,
                            lambda out: self.work(cfg, paths, out))
+
+    def _checked(self, cfg: Any) -> Any:
+        """`cfg` when it is this stage's config; a clear error (before any work) when it is another shape."""
+        if not isinstance(cfg, self.config):
+            hint = " (pick it with the spec's `of(pipeline_config)`)" if self.section else ""
+            raise TypeError(f"Stage {self.name} takes a {self.config.__name__}, not a {type(cfg).__name__}{hint}")
+        return cfg
 
 
 class ArtifactStore:

@@ -505,11 +505,47 @@ class PipelineConfig(StageConfig):
         if self.model.vocab_size != self.tokenizer.vocab_size:
             raise ValueError(f"model.vocab_size ({self.model.vocab_size}) must equal tokenizer.vocab_size "
                              f"({self.tokenizer.vocab_size})")
-        if self.pack.seq_len > self.model.max_seq_len:
-            raise ValueError(f"pack.seq_len ({self.pack.seq_len}) exceeds model.max_seq_len "
-                             f"({self.model.max_seq_len})")
-        per_step = self.pretrain.micro_batch * max(self.pretrain.num_workers, 1) * self.pack.seq_len
-        if self.pretrain.batch_tokens % per_step:
-            raise ValueError(f"pretrain.batch_tokens ({self.pretrain.batch_tokens}) must be a multiple of "
-                             f"micro_batch × workers × seq_len ({per_step})")
+        _check_training(self.model, self.pretrain, self.pack.seq_len)
         return self
+
+
+def _check_training(model: ModelConfig, pretrain: PretrainConfig, seq_len: int) -> None:
+    """The context fits the model and a batch is whole steps of micro-batches."""
+    if seq_len > model.max_seq_len:
+        raise ValueError(f"pack.seq_len ({seq_len}) exceeds model.max_seq_len ({model.max_seq_len})")
+    per_step = pretrain.micro_batch * max(pretrain.num_workers, 1) * seq_len
+    if pretrain.batch_tokens % per_step:
+        raise ValueError(f"pretrain.batch_tokens ({pretrain.batch_tokens}) must be a multiple of "
+                         f"micro_batch × workers × seq_len ({per_step})")
+
+
+class _TrainingView(StageConfig):
+    """The model, its pretraining and the pack's context: what the training stages read of a `PipelineConfig`."""
+
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    seq_len: int = PackConfig().seq_len
+    """Tokens per training sequence: the pack's `seq_len`."""
+
+    @model_validator(mode="after")
+    def _fits(self) -> _TrainingView:
+        _check_training(self.model, self.pretrain, self.seq_len)
+        return self
+
+
+class PretrainStageConfig(_TrainingView):
+    """The pretrain stage's config: model, pretrain and the pack's seq_len."""
+
+    @classmethod
+    def of(cls, cfg: PipelineConfig) -> PretrainStageConfig:
+        return cls(model=cfg.model, pretrain=cfg.pretrain, seq_len=cfg.pack.seq_len)
+
+
+class ScalingStageConfig(_TrainingView):
+    """The scaling stage's config: the study, and the model and pretraining whose settings a trial keeps."""
+
+    scaling: StudyConfig = StudyConfig()
+
+    @classmethod
+    def of(cls, cfg: PipelineConfig) -> ScalingStageConfig:
+        return cls(scaling=cfg.scaling, model=cfg.model, pretrain=cfg.pretrain, seq_len=cfg.pack.seq_len)

@@ -17,7 +17,7 @@ from prefect.tasks import exponential_backoff
 
 from components.artifacts import ArtifactStore, StageResult, parse_uri
 from components.config import EndpointConfig, EvalConfig
-from components.evaluate.registered import resolve_version
+from components.evaluate.registered import RegisteredModelConfig, resolve_version
 from components.evaluate.registry import TASKS
 from flows import lineage, tracking
 from flows.common import run_stage
@@ -68,7 +68,8 @@ def evaluate_approved(model: str = "dsllm-chat", alias: str = "approved", cfg: E
     with tracking.pipeline_run(title, {"model": model, "alias": alias, "eval": cfg}) as run_id:
         mlflow.set_tags({"dsllm.model": model, "dsllm.alias": alias, "dsllm.model_version": version["version"],
                          "dsllm.model_run_id": version["run_id"]})
-        fetched = run_stage("registered_model", {k: version[k] for k in ("name", "version", "run_id")})
+        chosen = RegisteredModelConfig(name=version["name"], version=version["version"], run_id=version["run_id"])
+        fetched = run_stage("registered_model", chosen)
         scored = run_stage("evaluate", cfg, {"model": fetched.uri} | ({"pack": pack_uri} if pack_uri else {}))
     if isinstance(scored.counts.get("pairwise"), dict):
         record_head_to_head(model, version["version"], scored.counts["pairwise"], cfg)

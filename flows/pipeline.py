@@ -22,7 +22,7 @@ BUILDS, REGISTER = PIPELINE[:-1], PIPELINE[-1]  # the steps that build artifacts
 def register(step: Step, cfg: PipelineConfig, uris: dict[str, str]) -> dict[str, dict]:
     """Register base and chat models and gate them; {name: the gate's summary} (the demo serves @approved)."""
     inputs = {f"{name}_uri": uri for name, uri in step.input_uris(uris).items()}
-    return {name: d["summary"] for name, d in register_and_gate(**inputs, cfg=step.config(cfg)).items()}
+    return {name: d["summary"] for name, d in register_and_gate(**inputs, cfg=cfg.registry).items()}
 
 
 @flow(name="pipeline", log_prints=True)

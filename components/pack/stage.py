@@ -12,6 +12,7 @@ Read it with `components.data.shards.PackedData`.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
 
 from components.artifacts import StageSpec
@@ -34,4 +35,4 @@ def work(cfg: PackConfig, inputs: dict[str, Path], out: Path) -> dict:
             "val": {b: {"tokens": v["tokens"], "bytes": v["bytes"], "docs": v["docs"]} for b, v in val.items()}}
 
 
-STAGE = StageSpec("pack", 1, work)
+STAGE = StageSpec("pack", 1, work, config=PackConfig, section=attrgetter("pack"))

@@ -1,8 +1,8 @@
 """The pretrain stage as the flows run it: `STAGE = StageSpec("pretrain", ...)`.
 
-Inputs: {"pack": <pack artifact>, "tokenizer": <tokenizer artifact>}; the config is the whole
-`PipelineConfig`. The key covers the model, the pretraining fields that change the trained weights
-and the pack's sequence length; cadence and layout fields (evaluation and checkpoint intervals,
+Inputs: {"pack": <pack artifact>, "tokenizer": <tokenizer artifact>}; the config is a `PretrainStageConfig`
+(the model and pretrain sections and the pack's seq_len). The key covers the model, the pretraining fields
+that change the trained weights and the sequence length; cadence and layout fields (evaluation and checkpoint intervals,
 workers, micro-batch, devices, threads, compile) do not retrain. Checkpoints live under
 `<home>/checkpoints/<key>`, so re-running a killed stage with the same key resumes. With
 `DSLLM_ARTIFACTS_URI` set they live at `<uri>/checkpoints/<key>` and the workers read the pack from
@@ -16,7 +16,7 @@ from pathlib import Path
 from components import storage
 from components.artifact_mirror import Mirror
 from components.artifacts import StageSpec, stage_key
-from components.config import PipelineConfig
+from components.config import PretrainStageConfig
 from components.home import Home
 from components.pretrain.trainer import pretrain
 
@@ -27,12 +27,12 @@ NOT_IN_KEY = {"eval_every", "checkpoint_every", "val_batches", "num_workers", "u
 """Fields that change how the run is laid out or watched, not the trained model (up to float rounding)."""
 
 
-def key_config(cfg: PipelineConfig) -> dict:
+def key_config(cfg: PretrainStageConfig) -> dict:
     return {"model": cfg.model, "pretrain": cfg.pretrain.model_dump(mode="json", exclude=NOT_IN_KEY),
-            "seq_len": cfg.pack.seq_len}
+            "seq_len": cfg.seq_len}
 
 
-def checkpoint_dir(cfg: PipelineConfig, inputs: dict[str, Path]) -> Path | str:
+def checkpoint_dir(cfg: PretrainStageConfig, inputs: dict[str, Path]) -> Path | str:
     """`<home>/checkpoints/<artifact key>` (input artifacts are named by their keys), or on object storage."""
     key = stage_key(NAME, VERSION, key_config(cfg), {name: Path(path).name for name, path in inputs.items()})
     if remote := storage.root_uri():
@@ -46,9 +46,9 @@ def pack_location(pack: Path) -> Path | str:
     return Mirror(remote).uri(pack.parent.name, pack.name) if remote else pack
 
 
-def work(cfg: PipelineConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
+def work(cfg: PretrainStageConfig, inputs: dict[str, Path], out_dir: Path) -> dict:
     return pretrain(cfg.model, cfg.pretrain, pack_location(Path(inputs["pack"])), inputs["tokenizer"], out_dir,
-                    checkpoint_dir(cfg, inputs), seq_len=cfg.pack.seq_len)
+                    checkpoint_dir(cfg, inputs), seq_len=cfg.seq_len)
 
 
-STAGE = StageSpec(NAME, VERSION, work, key_config)
+STAGE = StageSpec(NAME, VERSION, work, key_config, config=PretrainStageConfig, section=PretrainStageConfig.of)

@@ -19,6 +19,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -176,4 +177,4 @@ def key_config(cfg: SourcesConfig) -> dict[str, Any]:
     return key
 
 
-STAGE = StageSpec("corpus", 2, work, key_config)  # 2: empty and binary local files are one entry each
+STAGE = StageSpec("corpus", 2, work, key_config, config=SourcesConfig, section=attrgetter("sources"))  # 2: empty and binary local files are one entry each

@@ -7,6 +7,7 @@ inputs {"data": uri} → out/
 
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
 
 import sentencepiece as spm
@@ -35,4 +36,4 @@ def work(cfg: TokenizerConfig, inputs: dict[str, Path], out: Path) -> dict:
     return counts
 
 
-STAGE = StageSpec("tokenizer", 2, work)
+STAGE = StageSpec("tokenizer", 2, work, config=TokenizerConfig, section=attrgetter("tokenizer"))

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from components.artifacts import ArtifactStore, parse_uri, stage_key
-from components.config import DataConfig
+from components.artifacts import ArtifactStore, StageSpec, parse_uri, stage_key
+from components.config import DataConfig, PipelineConfig, StageConfig
 
 pytestmark = pytest.mark.unit
 
@@ -77,23 +77,40 @@ def test_resolve_missing_artifact_says_what_to_do(home):
         ArtifactStore(home).resolve("dsllm://demo/000")
 
 
-def test_stage_spec_passes_resolved_inputs_and_uses_key_config(home):
-    from components.artifacts import StageSpec
+class _Counted(StageConfig):
+    n: int
+    workers: int = 1
 
+
+def test_stage_spec_passes_resolved_inputs_and_uses_key_config(home):
     store = ArtifactStore(home)
-    up = StageSpec("up", 1, lambda cfg, inputs, out: (out / "n.txt").write_text(str(cfg["n"])) and {"n": cfg["n"]})
+    up = StageSpec("up", 1, lambda cfg, inputs, out: (out / "n.txt").write_text(str(cfg.n)) and {"n": cfg.n},
+                   config=_Counted)
     seen = {}
 
     def down_work(cfg, inputs, out):
         seen.update(inputs)
         return {"read": int((inputs["up"] / "n.txt").read_text())}
 
-    down = StageSpec("down", 1, down_work, key_config=lambda cfg: {"n": cfg["n"]})  # ignores "workers"
-    up_result = up.run({"n": 3}, {}, store)
-    first = down.run({"n": 3, "workers": 1}, {"up": up_result.uri}, store)
-    second = down.run({"n": 3, "workers": 8}, {"up": up_result.uri}, store)
+    down = StageSpec("down", 1, down_work, key_config=lambda cfg: {"n": cfg.n}, config=_Counted)  # not workers
+    up_result = up.run(_Counted(n=3), {}, store)
+    first = down.run(_Counted(n=3, workers=1), {"up": up_result.uri}, store)
+    second = down.run(_Counted(n=3, workers=8), {"up": up_result.uri}, store)
     assert first.counts == {"read": 3} and seen["up"].is_absolute()
-    assert second.cached and second.key == down.key(store, {"n": 3, "workers": 2}, {"up": up_result.uri})
+    assert second.cached and second.key == down.key(store, _Counted(n=3, workers=2), {"up": up_result.uri})
+
+
+def test_stage_spec_refuses_a_config_of_another_shape_before_any_work(home):
+    calls = []
+    spec = StageSpec("picky", 1, lambda cfg, inputs, out: calls.append(cfg) or {}, config=_Counted,
+                     section=lambda pipeline: _Counted(n=len(pipeline.preset)))
+    with pytest.raises(TypeError, match=r"picky takes a _Counted, not a dict \(pick it with the spec's `of"):
+        spec.run({"n": 3}, {}, ArtifactStore(home))
+    assert calls == [] and not list(ArtifactStore(home).root.glob("picky/*"))
+    assert spec.run(spec.of(PipelineConfig(preset="tiny")), {}, ArtifactStore(home)).counts == {}
+    assert calls == [_Counted(n=4)]
+    with pytest.raises(ValueError, match="not part of the pipeline"):
+        StageSpec("loose", 1, spec.work, config=_Counted).of(PipelineConfig())
 
 
 def _two_files(out):

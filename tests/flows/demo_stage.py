@@ -1,17 +1,25 @@
 """A trivial stage used to test the orchestration around stages (not a pipeline stage)."""
 
 from components.artifacts import StageSpec
+from components.config import StageConfig
 
-CALLS: list[dict] = []
+
+class Demo(StageConfig):
+    """n: the value added to the upstream one."""
+
+    n: int
 
 
-def _work(cfg, inputs, out):
+CALLS: list[Demo] = []
+
+
+def _work(cfg: Demo, inputs, out):
     CALLS.append(cfg)
     (out / "report").mkdir()
-    (out / "report" / "summary.md").write_text(f"# demo\n\nn = {cfg['n']}\n")
+    (out / "report" / "summary.md").write_text(f"# demo\n\nn = {cfg.n}\n")
     upstream = int((inputs["up"] / "value.txt").read_text()) if "up" in inputs else 0
-    (out / "value.txt").write_text(str(upstream + cfg["n"]))
-    return {"value": upstream + cfg["n"], "nested": {"docs": 3}}
+    (out / "value.txt").write_text(str(upstream + cfg.n))
+    return {"value": upstream + cfg.n, "nested": {"docs": 3}}
 
 
-STAGE = StageSpec("demo", 1, _work)
+STAGE = StageSpec("demo", 1, _work, config=Demo)

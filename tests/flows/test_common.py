@@ -20,8 +20,8 @@ def demo(monkeypatch, home, prefect_server):
 @flow
 def two_stages(n: int, m: int) -> dict:
     with tracking.pipeline_run("test-pipeline", {"n": n, "m": m}):
-        first = common.run_stage("demo", {"n": n})
-        second = common.run_stage("demo", {"n": m}, {"up": first.uri})
+        first = common.run_stage("demo", demo_stage.Demo(n=n))
+        second = common.run_stage("demo", demo_stage.Demo(n=m), {"up": first.uri})
     return {"first": first, "second": second}
 
 

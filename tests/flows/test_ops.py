@@ -43,14 +43,14 @@ def fast_retries(monkeypatch):
 
 @flow
 def chain(first: int, second: int, sleep: float = 0) -> dict:
-    one = common.run_stage("flaky", {"n": first})
-    two = common.run_stage("flaky", {"n": second, "sleep": sleep}, {"up": one.uri})
+    one = common.run_stage("flaky", flaky_stage.Flaky(n=first))
+    two = common.run_stage("flaky", flaky_stage.Flaky(n=second, sleep=sleep), {"up": one.uri})
     return {"one": one.uri, "two": two.uri}
 
 
 @flow
 def single(n: int, sleep: float = 0) -> str:
-    return common.run_stage("flaky", {"n": n, "sleep": sleep}).uri
+    return common.run_stage("flaky", flaky_stage.Flaky(n=n, sleep=sleep)).uri
 
 
 def test_policy_per_stage():
@@ -86,7 +86,7 @@ def test_mistake_is_not_retried_and_the_log_says_how_to_resume(flaky, fast_retri
         chain(3, 5)
     assert len(flaky.CALLS) == 2, "a ValueError is a mistake: no retry"
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage flaky FAILED")]
-    first = stages.spec("flaky").key(common.ArtifactStore(), {"n": 3}, {})
+    first = stages.spec("flaky").key(common.ArtifactStore(), flaky_stage.Flaky(n=3), {})
     assert line.startswith("stage flaky FAILED (ValueError: failure of n=5 on purpose)")
     assert f"inputs: up=dsllm://flaky/{first}" in line
     command = line.split("so this resumes it: ", 1)[1]
@@ -101,7 +101,7 @@ def test_mistake_is_not_retried_and_the_log_says_how_to_resume(flaky, fast_retri
         exec(code, {})
     finally:
         sys.argv = sys_argv
-    assert [c["n"] for c in flaky.CALLS] == [3, 5, 5], "the resumed run reused n=3 and built only n=5"
+    assert [c.n for c in flaky.CALLS] == [3, 5, 5], "the resumed run reused n=3 and built only n=5"
 
 
 def test_stage_past_its_timeout_fails_without_retry(flaky, monkeypatch, caplog):

@@ -12,20 +12,20 @@ import pytest
 import torch
 
 from components.artifacts import ArtifactStore
-from components.config import PackConfig, PipelineConfig, TokenizerConfig
+from components.config import PretrainStageConfig
 from components.home import STAGE_RUN_ENV
 from components.pretrain import stage
 from components.pretrain.loop import Run
 from components.pretrain.metrics import read
 from components.pretrain.trainer import pretrain
-from tests.components.pretrain.conftest import SEQ_LEN, tiny_model, tiny_train, vocab
+from tests.components.pretrain.conftest import SEQ_LEN, tiny_model, tiny_train
 
 pytestmark = pytest.mark.unit
 
 
-def _config(inputs, **train) -> PipelineConfig:
-    return PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab(inputs)), pack=PackConfig(seq_len=SEQ_LEN),
-                          model=tiny_model(inputs), pretrain=tiny_train(cpus_per_worker=1, **train))
+def _config(inputs, **train) -> PretrainStageConfig:
+    return PretrainStageConfig(model=tiny_model(inputs), pretrain=tiny_train(cpus_per_worker=1, **train),
+                               seq_len=SEQ_LEN)
 
 
 def _publish(store: ArtifactStore, name: str, source) -> str:
@@ -86,7 +86,7 @@ def test_key_covers_results_not_cadence(inputs):
     assert key(cfg) == key(cfg.model_copy(update={"pretrain": tiny_train(eval_every=1, checkpoint_every=2,
                                                                             cpus_per_worker=1, micro_batch=4)}))
     assert key(cfg) != key(cfg.model_copy(update={"pretrain": tiny_train(cpus_per_worker=1, lr=1e-3)}))
-    assert key(cfg) != key(cfg.model_copy(update={"pack": PackConfig(seq_len=64)}))
+    assert key(cfg) != key(cfg.model_copy(update={"seq_len": 64}))
 
 
 def crash_after_step(monkeypatch, step: int):

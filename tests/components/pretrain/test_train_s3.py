@@ -34,7 +34,7 @@ def test_stage_on_s3_resumes_a_killed_run_from_the_bucket(inputs, home, s3_root,
     shutil.rmtree(home.cache / "remote")  # the resumed run fetches the pack from the bucket again
     resumed = stage.STAGE.run(cfg, uris, store)
     reference = pretrain(cfg.model, cfg.pretrain, inputs["pack"], inputs["tokenizer"], tmp_path / "out",
-                         tmp_path / "ckpt", seq_len=cfg.pack.seq_len, progress=False)  # uninterrupted, local
+                         tmp_path / "ckpt", seq_len=cfg.seq_len, progress=False)  # uninterrupted, local
     assert resumed.counts["final_loss"] == pytest.approx(reference["final_loss"], rel=1e-5)
     steps = [r["step"] for r in read(store.resolve(resumed.uri) / "metrics.jsonl")]
     assert steps == list(range(1, 17))  # steps 6-7 were redone, not duplicated
