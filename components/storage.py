@@ -29,6 +29,13 @@ from pathlib import Path
 
 URI_ENV = "DSLLM_ARTIFACTS_URI"
 LEASE_S = 60.0  # a lock whose holder stopped renewing it for this long is stale
+S3_READ_TIMEOUT_S = 300
+"""How long an S3 request waits for the server's answer before the client sends it again. s3fs lowers
+botocore's 60 s to 15 s. AWS S3 streams keep-alive bytes while it assembles a multipart upload (which
+"can take several minutes"); moto and some S3-compatible stores stay silent until done. A 1.2 GB checkpoint
+shard took moto 20-27 s under load: the client's retried CompleteMultipartUpload raced the first one, moto
+closed the parts the retry was reading, and every retry got an HTTP 500. Only a stalled server makes the
+client wait this long; connecting keeps s3fs's short timeout."""
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", URI_ENV)
 """Non-secret settings handed to Ray workers; credentials come from the nodes (roles, their environment)."""
 
@@ -48,12 +55,19 @@ def root_uri() -> str | None:
     return uri or None
 
 
+def options(uri: str) -> dict:
+    """fsspec options for `uri` (also for torch's FsspecWriter/Reader): S3 gets `S3_READ_TIMEOUT_S`."""
+    if str(uri).split("://", 1)[0] in ("s3", "s3a"):
+        return {"config_kwargs": {"read_timeout": S3_READ_TIMEOUT_S}}
+    return {}
+
+
 def filesystem(uri: str):
     """(fsspec filesystem, path inside it) for `uri`."""
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(uri)
+        return fsspec.core.url_to_fs(uri, **options(uri))
     except ImportError as exc:
         raise ImportError(f"{uri}: install the filesystem for this scheme (s3://: `pip install s3fs`)") from exc
 

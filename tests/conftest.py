@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -106,6 +107,30 @@ def s3_server():
     server = LoopbackS3().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def slow_s3_completion(s3_server, monkeypatch) -> list:
+    """The loopback server answers CompleteMultipartUpload only after 2 s, longer than s3fs's default read
+    timeout (lowered to 1 s here, as under load moto takes longer than the real 15 s for a large object).
+    Returns the upload ids of the completions it received: a client that retries one too early gets two, and
+    moto answers a retry that races the first completion with HTTP 500 (closed part buffers)."""
+    import s3fs
+    from moto.s3.models import S3Backend
+
+    calls: list = []
+    complete = S3Backend.complete_multipart_upload
+
+    def slow(self, bucket_name, multipart_id, body):
+        calls.append(multipart_id)
+        time.sleep(2)
+        return complete(self, bucket_name, multipart_id, body)
+
+    monkeypatch.setattr(S3Backend, "complete_multipart_upload", slow)
+    monkeypatch.setattr(s3fs.S3FileSystem, "read_timeout", 1)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances made before keep the timeout they were made with
+    yield calls
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture

@@ -73,14 +73,17 @@ def _open(folder: Location, name: str, mode: str):
 
 
 def _dcp_io(folder: Location, write: bool) -> dict:
-    """checkpoint_id (and for object storage the fsspec writer/reader) of the DCP part of `folder`."""
+    """checkpoint_id of the DCP part of `folder`, or for object storage the fsspec writer/reader (with the
+    storage options) alone: DCP re-opens the filesystem of a checkpoint_id without them (`reset`)."""
     if not storage.is_remote(folder):
         return {"checkpoint_id": str(Path(folder) / "dcp")}
     from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
 
     uri = storage.join(str(folder), "dcp")
-    return {"checkpoint_id": uri, ("storage_writer" if write else "storage_reader"):
-            FsspecWriter(uri, sync_files=False) if write else FsspecReader(uri)}
+    opts = storage.options(uri)
+    if write:
+        return {"storage_writer": FsspecWriter(uri, sync_files=False, **opts)}
+    return {"storage_reader": FsspecReader(uri, **opts)}
 
 
 def _write_tensors(folder: Location, rank: int, model_state, optim_state, sharded: bool) -> None:

@@ -5,6 +5,7 @@ damaged; the lease lock takes over from a dead holder."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -107,3 +108,15 @@ def test_a_remote_pack_is_copied_once_and_checked(s3_root, tmp_path):
     assert (first / "train" / "0.bin").read_bytes() == b"\x00" * 8
     with pytest.raises(FileNotFoundError, match="has no pack.json"):
         storage.materialize(f"{s3_root}/missing", tmp_path / "cache", "pack.json")
+
+
+def test_a_slow_multipart_completion_is_sent_once(s3_root, slow_s3_completion):
+    """An object in two parts, on a server slower to complete it than s3fs's default read timeout: the client
+    waits for the answer instead of sending the completion again, and the object is whole."""
+    fs, path = storage.filesystem(f"{s3_root}/big.bin")
+    part = os.urandom(5 * 2**20)
+    with fs.open(path, "wb", block_size=len(part)) as fh:
+        fh.write(part)
+        fh.write(part)
+    assert len(slow_s3_completion) == 1
+    assert fs.cat_file(path) == part * 2

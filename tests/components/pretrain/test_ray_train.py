@@ -135,16 +135,7 @@ def _shape(name: str) -> dict:
     return {"d_model": m.d_model // 4, "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_ffn": m.d_ffn // 4}
 
 
-# The 7B layer's checkpoints on S3 (about 1.2 GB per shard, uploaded in parts) passed once and failed once in a
-# CI run: moto's server lost a multipart upload's part buffers ("seek of closed file", then a 500) under load.
-# Opt in with DSLLM_TEST_S3_7B=1; S3 checkpoints and resume run in every `make test` at small size
-# (test_train_s3.py), and the pack from S3 on two nodes below.
-S3_7B = pytest.mark.skipif(os.environ.get("DSLLM_TEST_S3_7B") != "1",
-                           reason="7B-width checkpoints on moto S3: set DSLLM_TEST_S3_7B=1 (moto multipart flake)")
-
-
-@pytest.mark.parametrize("shape, where", [("7b", "local"), pytest.param("7b", "s3", marks=S3_7B),
-                                          ("67b_attention", "local")])
+@pytest.mark.parametrize("shape, where", [("7b", "local"), ("7b", "s3"), ("67b_attention", "local")])
 def test_deepseek_widths_under_fsdp_survive_a_kill(cluster, inputs, tmp_path, request, shape, where):
     """A deepseek layer shape (`_shape`) with the fixtures' small vocabulary, sharded over 2 CPU workers with
     full activation checkpointing: trains, checkpoints (DCP, on local disk or on the loopback S3 server), loses
