@@ -135,7 +135,18 @@ def _shape(name: str) -> dict:
     return {"d_model": m.d_model // 4, "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_ffn": m.d_ffn // 4}
 
 
-@pytest.mark.parametrize("shape, where", [("7b", "local"), ("7b", "s3"), ("67b_attention", "local")])
+# The 7B layer's checkpoints on moto S3 (about 1.2 GB per shard): the duplicate completion behind an earlier
+# flake is gone (a 300 s read timeout), but moto's server holds about four copies of each shard while it
+# completes one, ~10 GB at the peak with both shards: more than a 24 GB machine running the suite can spare
+# (one run here ended in Ray's out-of-memory kill). Opt in with DSLLM_TEST_S3_7B=1; S3 checkpoints, resume and
+# a slow completion run in every `make test` at small size (test_train_s3.py), as does the pack from S3 on two
+# nodes below.
+S3_7B = pytest.mark.skipif(os.environ.get("DSLLM_TEST_S3_7B") != "1",
+                           reason="7B-width checkpoints on moto S3 need ~10 GB in moto's server: DSLLM_TEST_S3_7B=1")
+
+
+@pytest.mark.parametrize("shape, where", [("7b", "local"), pytest.param("7b", "s3", marks=S3_7B),
+                                          ("67b_attention", "local")])
 def test_deepseek_widths_under_fsdp_survive_a_kill(cluster, inputs, tmp_path, request, shape, where):
     """A deepseek layer shape (`_shape`) with the fixtures' small vocabulary, sharded over 2 CPU workers with
     full activation checkpointing: trains, checkpoints (DCP, on local disk or on the loopback S3 server), loses
