@@ -523,7 +523,9 @@ class _TrainingView(StageConfig):
     """The model, its pretraining and the pack's context: what the training stages read of a `PipelineConfig`."""
 
     model: ModelConfig = ModelConfig()
+    """The model's architecture: the pipeline's `model` section."""
     pretrain: PretrainConfig = PretrainConfig()
+    """Its pretraining: the pipeline's `pretrain` section."""
     seq_len: int = PackConfig().seq_len
     """Tokens per training sequence: the pack's `seq_len`."""
 
@@ -545,6 +547,7 @@ class ScalingStageConfig(_TrainingView):
     """The scaling stage's config: the study, and the model and pretraining whose settings a trial keeps."""
 
     scaling: StudyConfig = StudyConfig()
+    """The study: the pipeline's `scaling` section."""
 
     @classmethod
     def of(cls, cfg: PipelineConfig) -> ScalingStageConfig:
