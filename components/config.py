@@ -385,8 +385,12 @@ class StudyConfig(StageConfig):
     30 min on 2 cores by `dsllm scaling plan`'s cost model (extension rounds aside); `plan` estimates any study."""
     n_budgets: int = Field(default=3, ge=2, le=32)
     """Compute budgets, log-spaced from budget_min to budget_max."""
-    hp_budgets: int = Field(default=3, ge=2, le=32)
-    """How many of the smallest budgets get the batch-size × learning-rate grid."""
+    hp_budgets: int = Field(default=2, ge=2, le=32)
+    """How many budgets get the batch-size × learning-rate grid: the smallest ones after hp_skip_smallest."""
+    hp_skip_smallest: int = Field(default=1, ge=0, le=30)
+    """The smallest budgets that get no grid (IsoFLOP profiles only): at 1e10 FLOPs the grid model sees 15k
+    tokens and every setting ended at a loss of 5.5-5.8 (measured 2026-12-04), too flat to rank settings, so
+    its grid could never be bracketed and only cost time."""
     iso_budgets: int = Field(default=3, ge=2, le=32)
     """How many of the largest budgets get an IsoFLOP profile (run with the fitted eta_opt and B_opt)."""
     hp_n_layer: int = Field(default=2, ge=1, le=256)
@@ -462,6 +466,12 @@ class StudyConfig(StageConfig):
     validation_tolerance: float = Field(default=0.02, gt=0, lt=1)
     """The 10× check passes when the validation loss is inside its predicted interval and this close
     (relative) to the prediction."""
+    recommend_within: Literal["optima", "explored", "laws"] = "optima"
+    """Where a recommendation's lr and batch may lie: "optima" between the lowest and highest values of the
+    fitted budgets' near-optimal runs, "explored" within the range the fitted grid tried, "laws" wherever the laws
+    put them (flagged past extrapolation_factor). A law value outside the range is replaced by its nearest end,
+    and the report says so: at 1e12 the default study's 2-budget eta law said lr 1.1e-4 and the validation run
+    missed its prediction by 9.1%; lr 1e-3 (its lowest near-optimal lr) landed 0.3% from it (2026-12-04)."""
     allow_extrapolation: bool = False
     """Let `dsllm pipeline --from-scaling-study` apply a flagged recommendation (as --force-scaling-study)."""
 
@@ -474,6 +484,9 @@ class StudyConfig(StageConfig):
             if getattr(self, name) > self.n_budgets:
                 raise ValueError(f"scaling.{name} ({getattr(self, name)}) must be <= scaling.n_budgets "
                                  f"({self.n_budgets})")
+        if self.hp_skip_smallest + self.hp_budgets > self.n_budgets:
+            raise ValueError(f"scaling.hp_skip_smallest + scaling.hp_budgets ({self.hp_skip_smallest} + "
+                             f"{self.hp_budgets}) must be <= scaling.n_budgets ({self.n_budgets})")
         if not self.batch_tokens or not self.learning_rates or min(self.batch_tokens) < 1 or \
                 min(self.learning_rates) <= 0 or max(self.learning_rates) > 1:
             raise ValueError("scaling.batch_tokens and scaling.learning_rates need at least one value each; "

@@ -132,10 +132,11 @@ def deepseek_67b() -> PipelineConfig:
 def tiny_study() -> StudyConfig:
     """A scaling study of a few dozen seconds of training (the tests): 8 grid runs, 2 IsoFLOP profiles of
     4 shapes and a validation run, on the tiny preset's pack."""
-    return StudyConfig(budget_min=1.5e9, budget_max=6e9, n_budgets=3, hp_budgets=2, iso_budgets=2, hp_n_layer=1,
-                       hp_d_model=32, batch_tokens=[512, 1024], learning_rates=[3e-3, 3e-2], iso_shapes=4, iso_span=8,
-                       iso_tokens_per_m=0.5, min_steps=8, val_batches=8, bootstrap=200, validate_factor=2,
-                       micro_batch=2, bracket_rounds=1, fit_unbracketed=True)  # too small a grid to bracket
+    return StudyConfig(budget_min=1.5e9, budget_max=6e9, n_budgets=3, hp_budgets=2, hp_skip_smallest=0,
+                       iso_budgets=2, hp_n_layer=1, hp_d_model=32, batch_tokens=[512, 1024],
+                       learning_rates=[3e-3, 3e-2], iso_shapes=4, iso_span=8, iso_tokens_per_m=0.5,
+                       min_steps=8, val_batches=8, bootstrap=200, validate_factor=2, micro_batch=2,
+                       bracket_rounds=1, fit_unbracketed=True)  # too small a grid to bracket
 
 
 STUDIES: dict[str, Callable[[], StudyConfig]] = {"default": StudyConfig, "tiny": tiny_study}

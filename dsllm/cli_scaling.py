@@ -12,7 +12,7 @@ from rich.table import Table
 
 from components.artifacts import ArtifactStore
 from components.presets import STUDIES, STUDY_DATA, ConfigError, load_config
-from components.scaling.checks import FAILED_CHECK, NOT_BRACKETED, NotBracketedError, describe
+from components.scaling.checks import FAILED_CHECK, NOT_BRACKETED, NotBracketedError, describe, describe_clamp
 
 scaling_app = typer.Typer(help="Scaling-law studies: plan, run, show, recommend.", no_args_is_help=True)
 console = Console()
@@ -140,6 +140,8 @@ def _print_laws(study: dict) -> None:
                       f"[{val['predicted_low']:.4f}, {val['predicted_high']:.4f}], measured {val['actual']:.4f}")
     console.print(f"recommendation for C={rec['budget']:.3g}: {rec['n_layer']} layers × d {rec['d_model']}, "
                   f"{rec['tokens']:,} tokens, batch {rec['batch_tokens']}, lr {rec['lr']}")
+    if rec.get("clamped"):
+        console.print(f"[yellow]held inside scaling.recommend_within={rec['within']}: {describe_clamp(rec)}[/yellow]")
     if rec.get("extrapolation", {}).get("flagged"):
         console.print(f"[yellow]EXTRAPOLATED recommendation: {describe(rec['extrapolation'])}[/yellow]")
     verdict = study.get("verdict")

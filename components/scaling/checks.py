@@ -1,6 +1,9 @@
 """What a study's laws may be trusted for: extrapolation flags, M's share of the real compute, the verdict.
 
-- `explored(rows)`: the learning rates and batch sizes the fitted grid runs covered.
+- `explored(rows)`: the learning rates and batch sizes some grid runs covered (all fitted runs: the explored
+  range; their near-optimal band: the optima's range).
+- `clamp(values, ranges)`: a law's lr or batch moved to the nearest end of such a range (scaling.recommend_within),
+  with what the law said kept beside it.
 - `extrapolation(rec, explored, factor)`: a recommendation whose lr or batch lies outside that range by
   more than `factor` is flagged (`dsllm pipeline --from-scaling-study` refuses it unless forced).
 - `m_share(...)`: M (DeepSeek's non-embedding FLOPs/token) over the FLOPs a training step really spends per
@@ -38,6 +41,25 @@ def explored(rows: list[dict]) -> dict:
     if not finite:
         return {}
     return {axis: [min(r[axis] for r in finite), max(r[axis] for r in finite)] for axis in ("lr", "batch")}
+
+
+def clamp(values: dict, ranges: dict) -> tuple[dict, dict]:
+    """(values with each axis held inside its range, {axis: {"law", "used", "range"}} for those moved)."""
+    held, moved = dict(values), {}
+    for axis, value in values.items():
+        if axis in ranges:
+            low, high = ranges[axis]
+            held[axis] = type(value)(min(max(value, low), high))
+            if held[axis] != value:
+                moved[axis] = {"law": value, "used": held[axis], "range": [low, high]}
+    return held, moved
+
+
+def describe_clamp(rec: dict) -> str:
+    """"lr 0.001 (the law: 0.0001113), the nearest end of the near-optimal runs' 0.001–0.003" per moved axis."""
+    where = {"optima": "the near-optimal runs'", "explored": "the explored"}.get(rec.get("within", ""), "the")
+    return "; ".join(f"{axis} {m['used']:.4g} (the law: {m['law']:.4g}), the nearest end of {where} "
+                     f"{m['range'][0]:.4g}–{m['range'][1]:.4g}" for axis, m in rec.get("clamped", {}).items())
 
 
 def extrapolation(rec: dict, ranges: dict, factor: float) -> dict:

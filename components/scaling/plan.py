@@ -134,7 +134,8 @@ def budgets(study: StudyConfig) -> list[float]:
 
 
 def hp_budgets(study: StudyConfig) -> list[float]:
-    return budgets(study)[:study.hp_budgets]
+    first = study.hp_skip_smallest
+    return budgets(study)[first:first + study.hp_budgets]
 
 
 def iso_budgets(study: StudyConfig) -> list[float]:

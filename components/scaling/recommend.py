@@ -1,9 +1,10 @@
 """From fitted laws to a pretraining config: model shape, tokens, batch size and learning rate for a budget.
 
-`recommend(budget, laws, rules, seq_len, unit)` picks the ladder shape nearest to M_opt(C), trains it on
-D = C / M tokens (whole batches) at B_opt(C) and eta_opt(C). `overrides(...)` turns that into
-`section.field=value` strings for `load_config`, recomputed for the target pipeline's sequence length and
-batch layout; `load(ref)` reads a finished study from a `dsllm://scaling/<key>` URI, its directory, or the
+`recommend(budget, laws, rules, seq_len, unit, ranges)` picks the ladder shape nearest to M_opt(C), trains it on
+D = C / M tokens (whole batches) at B_opt(C) and eta_opt(C), held inside the range scaling.recommend_within
+names (by default the near-optimal grid runs': a 2-budget law extrapolated 10× is not a measurement).
+`overrides(...)` turns that into `section.field=value` strings for `load_config`, recomputed for the target
+pipeline's sequence length and batch layout; `load(ref)` reads a finished study from a `dsllm://scaling/<key>` URI, its directory, or the
 MLflow run that built it.
 """
 
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 
 from components.config import PipelineConfig, StudyConfig
-from components.scaling.checks import ExtrapolationError, describe, extrapolation
+from components.scaling.checks import ExtrapolationError, clamp, describe, extrapolation
 from components.scaling.fit import Law
 from components.scaling.plan import Shape, ladder, nearest_shape, round_batch
 
@@ -30,18 +31,28 @@ def shapes_for(target_m: float, rules: StudyConfig, seq_len: int) -> list[Shape]
         layers *= 2
 
 
-def recommend(budget: float, laws: dict[str, Law], rules: StudyConfig, seq_len: int, unit: int) -> dict:
-    """The compute-optimal run for `budget` FLOPs under the fitted laws."""
-    shape = nearest_shape(float(laws["m"](budget)), shapes_for(float(laws["m"](budget)), rules, seq_len), seq_len,
-                          rules.aspect)
+def recommend(budget: float, laws: dict[str, Law], rules: StudyConfig, seq_len: int, unit: int,
+              ranges: dict | None = None) -> dict:
+    """The compute-optimal run for `budget` FLOPs under the fitted laws. With `ranges` (laws.json's "explored"
+    and "optima"), its lr and batch are held inside the one scaling.recommend_within names ("clamped" says
+    what the laws said)."""
+    target = float(laws["m"](budget))
+    shape = nearest_shape(target, shapes_for(target, rules, seq_len), seq_len, rules.aspect)
     m = shape.flops(seq_len)
-    batch = round_batch(float(laws["batch"](budget)), unit)
+    law = {"lr": float(f"{float(laws['eta'](budget)):.4g}"), "batch": round_batch(float(laws["batch"](budget)), unit)}
+    held, moved = clamp(law, (ranges or {}).get(rules.recommend_within, {}))
+    batch = round_batch(held["batch"], unit)
     steps = max(1, int(budget / m // batch))
     return {"budget": budget, "n_layer": shape.n_layer, "d_model": shape.d_model, "n_head": shape.n_head,
             "n_kv_head": shape.n_head, "d_ffn": shape.d_ffn, "m": m, "tokens": steps * batch, "batch_tokens": batch,
-            "lr": float(f"{float(laws['eta'](budget)):.4g}"), "steps": steps,
-            "warmup_steps": max(1, round(rules.warmup_fraction * steps)), "seq_len": seq_len,
-            "m_opt": float(laws["m"](budget)), "d_opt": float(laws["d"](budget))}
+            "lr": held["lr"], "steps": steps, "warmup_steps": max(1, round(rules.warmup_fraction * steps)),
+            "seq_len": seq_len, "m_opt": target, "d_opt": float(laws["d"](budget)), "within": rules.recommend_within,
+            "clamped": moved}
+
+
+def study_ranges(study: dict) -> dict:
+    """The hyperparameter ranges a finished study stored (none for studies from before the checks)."""
+    return {name: study.get(name) or {} for name in ("explored", "optima")}
 
 
 def as_overrides(rec: dict) -> list[str]:
@@ -60,7 +71,7 @@ def overrides(study: dict, cfg: PipelineConfig, budget: float | None = None, for
     rules = StudyConfig(**study["study"])
     unit = cfg.pretrain.micro_batch * max(cfg.pretrain.num_workers, 1) * cfg.pack.seq_len
     budget = budget or study["recommendation"]["budget"]
-    rec = recommend(budget, laws, rules, cfg.pack.seq_len, unit)
+    rec = recommend(budget, laws, rules, cfg.pack.seq_len, unit, study_ranges(study))
     flags = extrapolation(rec, study.get("explored") or {}, rules.extrapolation_factor)
     if flags["flagged"] and not force:
         raise ExtrapolationError(f"the study's recommendation for C = {budget:.3g} extrapolates: {describe(flags)}. "

@@ -16,7 +16,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from components.scaling.checks import MEANINGFUL_M_SHARE, describe  # noqa: E402
+from components.scaling.checks import MEANINGFUL_M_SHARE, describe, describe_clamp  # noqa: E402
 from components.scaling.fit import PAPER, Law, by_budget  # noqa: E402
 
 TITLES = {"eta": "learning rate η_opt", "batch": "batch size B_opt (tokens)", "m": "model scale M_opt (FLOPs/token)",
@@ -140,7 +140,8 @@ def markdown(result: dict) -> str:
     study, counts, val, rec = result["study"], result["counts"], result["validation"], result["recommendation"]
     lines = ["# Scaling-law study", "",
              f"Budgets {study['budget_min']:.3g} – {study['budget_max']:.3g} FLOPs ({study['n_budgets']} log-spaced; "
-             f"grid on the {study['hp_budgets']} smallest, IsoFLOP on the {study['iso_budgets']} largest), "
+             f"grid on {study['hp_budgets']} after the {study.get('hp_skip_smallest', 0)} smallest, IsoFLOP on the "
+             f"{study['iso_budgets']} largest), "
              f"seq_len {result['seq_len']}; {result['seconds'] / 60:.1f} min.", "",
              "Trials: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", "",
              "## Laws (ours beside DeepSeek LLM's)", "",
@@ -197,6 +198,13 @@ def checks_md(result: dict) -> list[str]:
         lines.append(f"The validation budget is {reach['hp']:.3g}× the largest fitted grid budget and "
                      f"{reach['iso']:.3g}× the largest IsoFLOP budget" + (" (more than 10×: beyond what the study "
                      "supports)." if max(reach.values()) > 10 * 1.001 else "."))
+    for held in result.get("isoflop_held", []):
+        moved = {k: v for k, v in held.items() if k != "budget"}
+        lines.append(f"IsoFLOP profile at C = {held['budget']:.3g} trained with "
+                     f"{describe_clamp({'within': result['study'].get('recommend_within'), 'clamped': moved})}.")
+    if rec.get("clamped"):
+        lines.append(f"**Held inside the range (scaling.recommend_within = {rec['within']}):** "
+                     f"{describe_clamp(rec)}; the laws were not measured where they point.")
     if flags.get("axes"):
         explored = ", ".join(f"{a} {v['explored'][0]:.4g}–{v['explored'][1]:.4g}" for a, v in flags["axes"].items())
         lines.append(f"Explored by the fitted grid runs: {explored}. " + (

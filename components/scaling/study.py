@@ -109,28 +109,43 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
               {b["budget"] for b in brackets if b["bracketed"]}]
     hp = _fit_or_explain(fit.hp_laws, fitted, s.work_dir, brackets, study.near_optimal, study.bootstrap,
                          study.confidence, study.seed)
-    iso, skipped = plan_isoflop(study, model, base, seq_len, hp["eta"], hp["batch"])
+    ranges = {"explored": checks.explored(_rows(fitted)), "optima": checks.explored(hp["band"])}
+    within = ranges.get(study.recommend_within, {})
+    iso, skipped = plan_isoflop(study, model, base, seq_len, _held(hp["eta"], "lr", within),
+                                _held(hp["batch"], "batch", within))
     s.skipped += skipped
     iso_records = s.run(iso, "isoflop")
     iso_fit = _fit_or_explain(fit.isoflop, iso_records, s.work_dir, None, study.bootstrap, study.confidence,
                               study.seed)
     laws = {"eta": hp["eta"], "batch": hp["batch"], "m": iso_fit["m"], "d": iso_fit["d"], "loss": iso_fit["loss"]}
-    ranges = checks.explored(_rows(fitted))
     validation = _validate(s, laws, iso_fit, ranges)
     target = study.target_budget or validation["budget"]
-    rec = recommend(target, laws, study, seq_len, batch_unit(study, seq_len))
-    rec["extrapolation"] = checks.extrapolation(rec, ranges, study.extrapolation_factor)
+    rec = recommend(target, laws, study, seq_len, batch_unit(study, seq_len), ranges)
+    rec["extrapolation"] = checks.extrapolation(rec, ranges["explored"], study.extrapolation_factor)
     s.counts["skipped"] = len(s.skipped)
     reach = {"hp": validation["budget"] / max(r["budget"] for r in fitted),
              "iso": validation["budget"] / max(m["budget"] for m in iso_fit["minima"])}
     result = {"study": study.model_dump(mode="json"), "seq_len": seq_len, "laws": {k: v.as_dict() for k, v in
               laws.items()}, "paper": fit.PAPER, "minima": iso_fit["minima"], "validation": validation,
               "recommendation": rec, "counts": s.counts, "seconds": time.time() - started, "brackets": brackets,
-              "explored": ranges, "reach": reach, "verdict": checks.verdict(validation, study.validation_tolerance),
+              **ranges, "isoflop_held": _iso_held(study, hp, within), "reach": reach,
+              "verdict": checks.verdict(validation, study.validation_tolerance),
               "m_share": {"grid": checks.budget_shares(hp_records), "isoflop": checks.budget_shares(iso_records),
                           "validation": _validation_share(validation)}}
     _publish(Path(out_dir), s, result, hp, iso_fit, hp_records, iso_records)
     return _counts(result)
+
+
+def _held(law, axis: str, ranges: dict):
+    """`law` as a function of C, its value held inside `ranges[axis]` (no range: the law's value)."""
+    return lambda c: checks.clamp({axis: float(law(c))}, ranges)[0][axis]
+
+
+def _iso_held(study: StudyConfig, hp: dict, ranges: dict) -> list[dict]:
+    """The IsoFLOP budgets whose lr or batch the range moved: {budget, axis: {law, used, range}}."""
+    moved = [(c, checks.clamp({"lr": float(hp["eta"](c)), "batch": float(hp["batch"](c))}, ranges)[1])
+             for c in iso_budgets(study)]
+    return [{"budget": c, **m} for c, m in moved if m]
 
 
 def grid_phase(s: Study) -> tuple[list[dict], list[dict]]:
@@ -180,9 +195,9 @@ def _validation_share(val: dict) -> dict | None:
 def _validate(s: Study, laws: dict, iso_fit: dict, ranges: dict) -> dict:
     """Predict the loss of the recommended run at validate_factor × the largest IsoFLOP budget; train it."""
     budget = float(f"{s.cfg.validate_factor * max(iso_budgets(s.cfg)):.3g}")
-    rec = recommend(budget, laws, s.cfg, s.seq_len, batch_unit(s.cfg, s.seq_len))
+    rec = recommend(budget, laws, s.cfg, s.seq_len, batch_unit(s.cfg, s.seq_len), ranges)
     rec.update(vocab_size=s.model.vocab_size,
-               extrapolation=checks.extrapolation(rec, ranges, s.cfg.extrapolation_factor))
+               extrapolation=checks.extrapolation(rec, ranges["explored"], s.cfg.extrapolation_factor))
     shape_model = s.model.model_copy(update={k: rec[k] for k in ("n_layer", "d_model", "n_head", "n_kv_head",
                                                                   "d_ffn")})
     validation_cfg = s.cfg

@@ -29,8 +29,8 @@ class SyntheticStudy(Study):
     def __init__(self, surface, cache: dict, tmp_path, **study):
         cfg = load_config("tiny")
         grid = {"batch_tokens": [128, 256, 512], "learning_rates": [3e-3, 1e-2, 3e-2]}  # 128-token sequences
-        super().__init__(StudyConfig(budget_min=1e10, budget_max=1e11, n_budgets=2, hp_budgets=2, iso_budgets=2,
-                                     **{**grid, **study}), cfg.model, cfg.pretrain, SEQ, tmp_path, tmp_path, tmp_path / "work",
+        super().__init__(StudyConfig(budget_min=1e10, budget_max=1e11, n_budgets=2, hp_budgets=2,
+                                     hp_skip_smallest=0, iso_budgets=2, **{**grid, **study}), cfg.model, cfg.pretrain, SEQ, tmp_path, tmp_path, tmp_path / "work",
                          tracker=None, progress=False)
         self.surface, self.cache, self.asked, self.trained = surface, cache, [], 0
 

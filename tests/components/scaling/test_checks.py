@@ -37,6 +37,16 @@ def test_explored_range_ignores_diverged_runs():
     assert checks.explored(rows) == {"lr": [1e-3, 3e-2], "batch": [128, 512]}
 
 
+def test_clamp_holds_values_inside_their_range_and_keeps_what_the_law_said():
+    held, moved = checks.clamp({"lr": 1.1e-4, "batch": 128}, {"lr": [1e-3, 3e-3], "batch": [64, 256]})
+    assert held == {"lr": 1e-3, "batch": 128} and isinstance(held["batch"], int)
+    assert moved == {"lr": {"law": 1.1e-4, "used": 1e-3, "range": [1e-3, 3e-3]}}
+    assert checks.clamp({"lr": 1e-2, "batch": 1024}, {"batch": [64, 256]}) == ({"lr": 1e-2, "batch": 256}, {
+        "batch": {"law": 1024, "used": 256, "range": [64, 256]}})
+    assert checks.describe_clamp({"within": "optima", "clamped": moved}) == \
+        "lr 0.001 (the law: 0.00011), the nearest end of the near-optimal runs' 0.001–0.003"
+
+
 def test_m_share_counts_the_head_as_omitted_compute():
     # 2 layers, d 64, seq 128: M = 72*2*64^2 + 12*2*64*128 = 786,432; head 6*1024*64 = 393,216
     assert checks.m_share(786_432, 64, 1024) == pytest.approx(2 / 3)
@@ -128,6 +138,17 @@ def test_report_names_unbracketed_budgets_flags_and_shares():
     assert "Flagged" not in "\n".join(checks_md(_result("passed", flagged=False)))
     assert "10× check: the laws FAILED their check** (measured 3.8000 outside" in markdown(_result("failed", True))
     assert "check: the laws passed" in markdown(_result("passed", False))
+
+
+def test_report_says_where_the_range_held_the_laws():
+    result = _result("passed", flagged=False)
+    moved = {"lr": {"law": 1.1e-4, "used": 1e-3, "range": [1e-3, 3e-3]}}
+    result["recommendation"].update(within="optima", clamped=moved)
+    result["isoflop_held"] = [{"budget": 1e10, "lr": {"law": 9e-3, "used": 3e-3, "range": [1e-3, 3e-3]}}]
+    text = "\n".join(checks_md(result))
+    assert "**Held inside the range (scaling.recommend_within = optima):** lr 0.001 (the law: 0.00011)" in text
+    assert "IsoFLOP profile at C = 1e+10 trained with lr 0.003 (the law: 0.009)" in text
+    assert "Held inside" not in "\n".join(checks_md(_result("passed", flagged=False)))
 
 
 @pytest.mark.parametrize("verdict, code", [("passed", 0), ("failed", checks.FAILED_CHECK)])

@@ -21,7 +21,8 @@ def cfg():
 
 
 def test_budgets_are_log_spaced_and_split_between_phases():
-    study = StudyConfig(budget_min=1e11, budget_max=1e13, n_budgets=5, hp_budgets=3, iso_budgets=2)
+    study = StudyConfig(budget_min=1e11, budget_max=1e13, n_budgets=5, hp_budgets=3, hp_skip_smallest=0,
+                        iso_budgets=2)
     assert plan.budgets(study) == [1e11, 3.16e11, 1e12, 3.16e12, 1e13]
     assert plan.hp_budgets(study) == [1e11, 3.16e11, 1e12] and plan.iso_budgets(study) == [3.16e12, 1e13]
 
@@ -41,7 +42,7 @@ def test_grid_trains_the_fixed_model_on_c_over_m_tokens(cfg):
 
 
 def test_trials_too_short_are_skipped_with_a_reason(cfg):
-    study = StudyConfig(budget_min=1e9, budget_max=1e12, min_steps=50, batch_tokens=[128, 256, 512])
+    study = StudyConfig(budget_min=1e9, budget_max=1e12, hp_skip_smallest=0, min_steps=50, batch_tokens=[128, 256, 512])
     trials, skipped = plan.plan_grid(study, cfg.model, cfg.pretrain, SEQ)
     assert skipped and all("fewer than 50 steps" in s["reason"] for s in skipped)
     assert all(t.tokens // t.pretrain["batch_tokens"] >= 50 for t in trials)
@@ -98,6 +99,7 @@ def test_round_batch_is_a_multiple_nearest_in_log_space():
 @pytest.mark.parametrize("field, value, words", [
     ("budget_max", 1e10, "must exceed scaling.budget_min"),
     ("hp_budgets", 9, "must be <= scaling.n_budgets"),
+    ("hp_skip_smallest", 2, r"hp_skip_smallest \+ scaling.hp_budgets \(2 \+ 2\) must be <= scaling.n_budgets"),
     ("hp_d_model", 44, "multiple of scaling.head_dim"),
     ("learning_rates", [], "at least one value"),
 ])
@@ -129,7 +131,8 @@ def test_default_study_spans_10x_and_fits_30_min_by_the_cost_model():
     study = StudyConfig()
     seq = cfg.pack.seq_len
     assert seq == 32
-    assert study.budget_max / study.budget_min >= 10 and plan.hp_budgets(study) == plan.budgets(study)
+    assert study.budget_max / study.budget_min >= 10
+    assert plan.hp_budgets(study) == plan.budgets(study)[1:] == [3.16e10, 1e11]  # no grid at 1e10 (too flat to rank)
     grid, _ = plan.plan_grid(study, cfg.model, cfg.pretrain, seq)
     from components.scaling.fit import PAPER, Law
 

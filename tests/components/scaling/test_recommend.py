@@ -56,3 +56,27 @@ def test_load_reads_a_folder_and_explains_bad_references(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="finished scaling study"):
         recommend.load(str(tmp_path / "empty"))
+
+
+def test_recommendation_stays_inside_the_range_recommend_within_names():
+    """At 1e12 the paper's eta law says lr ~9e-3; a study whose near-optimal runs spanned 1e-3-3e-3 recommends 3e-3
+    (and says so), one told to follow the laws keeps the law's value."""
+    ranges = {"explored": {"lr": [3e-4, 1e-2], "batch": [32, 512]}, "optima": {"lr": [1e-3, 3e-3], "batch": [64, 256]}}
+    law_lr, law_batch = float(LAWS["eta"](1e12)), float(LAWS["batch"](1e12))
+    rec = recommend.recommend(1e12, LAWS, StudyConfig(), 32, 32, ranges)
+    assert rec["lr"] == 3e-3 and rec["clamped"]["lr"]["law"] == pytest.approx(law_lr, rel=1e-3)
+    assert rec["batch_tokens"] == 256 and rec["clamped"]["batch"]["law"] > 256 and law_batch > 256
+    explored = recommend.recommend(1e12, LAWS, StudyConfig(recommend_within="explored"), 32, 32, ranges)
+    assert explored["lr"] == pytest.approx(law_lr, rel=1e-3) and explored["batch_tokens"] == 512
+    free = recommend.recommend(1e12, LAWS, StudyConfig(recommend_within="laws"), 32, 32, ranges)
+    assert free["clamped"] == {} and free["lr"] == pytest.approx(law_lr, rel=1e-3)
+
+
+def test_overrides_apply_the_stored_range(tmp_path):
+    """--from-scaling-study holds the lr inside the study's stored optima; a study from before them is unchanged."""
+    small = load_config("small")
+    body = _study(tmp_path)
+    before = recommend.overrides(body, small)
+    held = recommend.overrides({**body, "optima": {"lr": [1e-4, 2e-4], "batch": [1, 10**9]}}, small)
+    assert "pretrain.lr=0.0002" in held and "pretrain.lr=0.0002" not in before
+    assert [o for o in held if not o.startswith("pretrain.lr=")] == [o for o in before if not o.startswith("pretrain.lr=")]
