@@ -381,8 +381,8 @@ class StudyConfig(StageConfig):
     budget_min: float = Field(default=1e10, gt=0)
     """Smallest compute budget C = M·D in FLOPs (M = non-embedding FLOPs per token, D = tokens)."""
     budget_max: float = Field(default=1e11, gt=0)
-    """Largest compute budget C in FLOPs. The default study spans 10× (1e10-1e11, validation at 1e12) in about
-    30 min on 2 cores by `dsllm scaling plan`'s cost model (extension rounds aside); `plan` estimates any study."""
+    """Largest compute budget C in FLOPs. The default study spans 10× (1e10-1e11, validation at 1e12): 24 min on
+    2 quiet cores (2026-12-04, README); `dsllm scaling plan` estimates any study."""
     n_budgets: int = Field(default=3, ge=2, le=32)
     """Compute budgets, log-spaced from budget_min to budget_max."""
     hp_budgets: int = Field(default=2, ge=2, le=32)

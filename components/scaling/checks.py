@@ -50,7 +50,7 @@ def clamp(values: dict, ranges: dict) -> tuple[dict, dict]:
         if axis in ranges:
             low, high = ranges[axis]
             held[axis] = type(value)(min(max(value, low), high))
-            if held[axis] != value:
+            if not math.isclose(held[axis], value, rel_tol=1e-3):  # a law at the end, give or take rounding, is in
                 moved[axis] = {"law": value, "used": held[axis], "range": [low, high]}
     return held, moved
 

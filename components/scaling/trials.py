@@ -14,6 +14,7 @@ MLflow parent run, each trial becomes a child run (params, final metrics, its lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -84,6 +85,9 @@ def drive(config: dict) -> None:
     started = time.time()
     cfg = PretrainConfig(**trial["pretrain"])
     spec, _ = plan(ModelConfig(**trial["model"]), cfg, Path(config["pack"]), Path(config["tokenizer"]), ckpt)
+    # each trial is its own MLflow child run (TrialRuns, from results.jsonl): its steps and params must not land
+    # in the study stage's run, whose id the trial's actor inherits from the driver's environment
+    spec = dataclasses.replace(spec, mlflow_run_id=None)
     if cfg.num_workers == 0:  # outside the driver's placement group (Tune captures child tasks by default)
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 

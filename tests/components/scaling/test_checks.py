@@ -43,6 +43,7 @@ def test_clamp_holds_values_inside_their_range_and_keeps_what_the_law_said():
     assert moved == {"lr": {"law": 1.1e-4, "used": 1e-3, "range": [1e-3, 3e-3]}}
     assert checks.clamp({"lr": 1e-2, "batch": 1024}, {"batch": [64, 256]}) == ({"lr": 1e-2, "batch": 256}, {
         "batch": {"law": 1024, "used": 256, "range": [64, 256]}})
+    assert checks.clamp({"lr": 3.0002e-3}, {"lr": [1e-3, 3e-3]})[1] == {}, "an end missed by rounding only is in"
     assert checks.describe_clamp({"within": "optima", "clamped": moved}) == \
         "lr 0.001 (the law: 0.00011), the nearest end of the near-optimal runs' 0.001–0.003"
 

@@ -120,11 +120,11 @@ def test_tiny_study_is_small(cfg):
     assert plan.estimate_seconds(trials, 2) < 60
 
 
-def test_default_study_spans_10x_and_fits_30_min_by_the_cost_model():
+def test_default_study_spans_10x_in_about_30_min_by_the_cost_model():
     """The default study by the planner's cost model (not a measurement), IsoFLOP and validation sized with the
-    paper's laws: budgets over >= 10x, every budget gridded (so validation is at most 10x the largest fitted
-    budget), on its own data (32-token sequences). Issue 19 asks for 30 min; the model puts it at 31.2 min
-    (extension rounds aside), so the bound here is that number rounded up, not the target."""
+    paper's laws: budgets over >= 10x, the grid on the two largest (so validation is at most 10x the largest
+    fitted budget), on its own data (32-token sequences). The model says 30.3 min; the README has the measured
+    time (24.0 min on the same machine), so the bound is the model's number rounded up."""
     from components.presets import STUDY_DATA
 
     cfg = load_config("tiny", overrides=STUDY_DATA["tiny"])
@@ -140,7 +140,7 @@ def test_default_study_spans_10x_and_fits_30_min_by_the_cost_model():
     iso, _ = plan.plan_isoflop(study, cfg.model, cfg.pretrain, seq, laws["eta"], laws["batch"])
     val = plan.validation_trial(study, cfg.model, cfg.pretrain, seq, laws)
     assert val.budget <= 10 * max(plan.hp_budgets(study))
-    assert plan.estimate_seconds(grid + iso, 2) + plan.estimate_seconds([val]) <= 32 * 60
+    assert plan.estimate_seconds(grid + iso, 2) + plan.estimate_seconds([val]) <= 31 * 60
 
 
 def test_cost_model_charges_small_micro_batches_and_short_sequences_more(cfg):
