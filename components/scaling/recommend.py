@@ -1,11 +1,11 @@
 """From fitted laws to a pretraining config: model shape, tokens, batch size and learning rate for a budget.
 
-`recommend(budget, laws, rules, seq_len, unit, ranges)` picks the ladder shape nearest to M_opt(C), trains it on
-D = C / M tokens (whole batches) at B_opt(C) and eta_opt(C), held inside the range scaling.recommend_within
+`recommend(budget, laws, rules, seq_len, unit, ranges)` picks the ladder shape nearest to M_opt(C), trains it
+on D = C / M tokens (whole batches) at B_opt(C) and eta_opt(C), held inside the range scaling.recommend_within
 names (by default the near-optimal grid runs': a 2-budget law extrapolated 10× is not a measurement).
 `overrides(...)` turns that into `section.field=value` strings for `load_config`, recomputed for the target
-pipeline's sequence length and batch layout; `load(ref)` reads a finished study from a `dsllm://scaling/<key>` URI, its directory, or the
-MLflow run that built it.
+pipeline's sequence length and batch layout; `load(ref)` reads a finished study from a `dsllm://scaling/<key>`
+URI, its directory, or the MLflow run that built it.
 """
 
 from __future__ import annotations

@@ -110,9 +110,9 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     hp = _fit_or_explain(fit.hp_laws, fitted, s.work_dir, brackets, study.near_optimal, study.bootstrap,
                          study.confidence, study.seed)
     ranges = {"explored": checks.explored(_rows(fitted)), "optima": checks.explored(hp["band"])}
-    within = ranges.get(study.recommend_within, {})
-    iso, skipped = plan_isoflop(study, model, base, seq_len, _held(hp["eta"], "lr", within),
-                                _held(hp["batch"], "batch", within))
+    iso_hp = _iso_hyperparameters(study, hp, ranges.get(study.recommend_within, {}))
+    iso, skipped = plan_isoflop(study, model, base, seq_len, lambda c: iso_hp[c][0]["lr"],
+                                lambda c: iso_hp[c][0]["batch"])
     s.skipped += skipped
     iso_records = s.run(iso, "isoflop")
     iso_fit = _fit_or_explain(fit.isoflop, iso_records, s.work_dir, None, study.bootstrap, study.confidence,
@@ -128,7 +128,8 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     result = {"study": study.model_dump(mode="json"), "seq_len": seq_len, "laws": {k: v.as_dict() for k, v in
               laws.items()}, "paper": fit.PAPER, "minima": iso_fit["minima"], "validation": validation,
               "recommendation": rec, "counts": s.counts, "seconds": time.time() - started, "brackets": brackets,
-              **ranges, "isoflop_held": _iso_held(study, hp, within), "reach": reach,
+              **ranges, "reach": reach,
+              "isoflop_held": [{"budget": c, **moved} for c, (_, moved) in iso_hp.items() if moved],
               "verdict": checks.verdict(validation, study.validation_tolerance),
               "m_share": {"grid": checks.budget_shares(hp_records), "isoflop": checks.budget_shares(iso_records),
                           "validation": _validation_share(validation)}}
@@ -136,16 +137,10 @@ def run_study(study: StudyConfig, model: ModelConfig, base: PretrainConfig, seq_
     return _counts(result)
 
 
-def _held(law, axis: str, ranges: dict):
-    """`law` as a function of C, its value held inside `ranges[axis]` (no range: the law's value)."""
-    return lambda c: checks.clamp({axis: float(law(c))}, ranges)[0][axis]
-
-
-def _iso_held(study: StudyConfig, hp: dict, ranges: dict) -> list[dict]:
-    """The IsoFLOP budgets whose lr or batch the range moved: {budget, axis: {law, used, range}}."""
-    moved = [(c, checks.clamp({"lr": float(hp["eta"](c)), "batch": float(hp["batch"](c))}, ranges)[1])
-             for c in iso_budgets(study)]
-    return [{"budget": c, **m} for c, m in moved if m]
+def _iso_hyperparameters(study: StudyConfig, hp: dict, ranges: dict) -> dict[float, tuple[dict, dict]]:
+    """Per IsoFLOP budget: the laws' lr and batch held inside `ranges`, and what the range moved (checks.clamp)."""
+    return {c: checks.clamp({"lr": float(hp["eta"](c)), "batch": float(hp["batch"](c))}, ranges)
+            for c in iso_budgets(study)}
 
 
 def grid_phase(s: Study) -> tuple[list[dict], list[dict]]:
