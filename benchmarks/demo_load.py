@@ -21,6 +21,8 @@ machine and takes some of its cores. `--quick`: 4 sessions for 10 s (one alone f
 from __future__ import annotations
 
 import argparse
+import functools
+import ssl
 import statistics
 import sys
 import tempfile
@@ -52,6 +54,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--stream-interval-s", type=float, dest="stream_interval_s",
                         help="of the demo this script starts: least seconds between chat updates (default: the "
                              "demo's default; 0 = one update per decoded piece)")
+    parser.add_argument("--threads", type=int, default=0, help="of the demo this script starts: torch threads of "
+                        "its engine (0: the demo's default)")
+    parser.add_argument("--dtype", default="auto", help="of the demo this script starts: weights dtype")
     parser.add_argument("--via", choices=("gradio", "api"), default="gradio",
                         help="sessions through the Gradio chat API or the OpenAI-compatible /v1 API")
     parser.add_argument("--api-key", default="none", help="for --via api against a demo with DSLLM_API_KEY")
@@ -70,7 +75,7 @@ def session(url: str, until: float, args: argparse.Namespace, index: int, record
     from gradio_client import Client
 
     try:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, ssl_verify=shared_tls_context())
     except Exception as exc:
         records.append({"error": f"connect: {exc}"})
         return
@@ -79,6 +84,14 @@ def session(url: str, until: float, args: argparse.Namespace, index: int, record
         records.append(one_message(client, MESSAGES[n % len(MESSAGES)], args))
         client.reset_session()  # a fresh conversation: prompts stay short
         n += 1
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context for every connection of the load generator. gradio_client opens a new httpx client
+    for each message and each stream, and each builds a context and loads the CA bundle (~10 ms of CPU):
+    at 20 sessions that took more CPU than the demo server. It verifies as the default one would."""
+    return ssl.create_default_context()
 
 
 def one_message(client, message: str, args: argparse.Namespace) -> dict:
@@ -183,8 +196,8 @@ def small_model(out: Path) -> Path:
 
 
 def start_demo(root: Path, args: argparse.Namespace):
-    """A demo process on a random chat model in a temporary home (--shape, --port, --concurrency,
-    --stream-interval-s); returns (url, stop)."""
+    """A demo process on a random chat model in a temporary home (--shape, --port, --concurrency, --threads,
+    --dtype, --stream-interval-s); returns (url, stop)."""
     import os
 
     from components.evaluate.toy import toy_model
@@ -200,7 +213,7 @@ def start_demo(root: Path, args: argparse.Namespace):
     os.environ.update(DSLLM_HOME=str(home.root), MLFLOW_TRACKING_URI=f"sqlite:///{home.mlflow_db}")
     interval = {} if args.stream_interval_s is None else {"stream_interval_s": args.stream_interval_s}
     cfg = DemoConfig(model=str(model), port=port, poll_s=0, concurrency=args.concurrency, queue_size=1000,
-                     **interval)
+                     threads=args.threads, dtype=args.dtype, **interval)
     demo_proc.up(cfg=cfg, home=home)
     return cfg.url, lambda: demo_proc.down(home=home, cfg=cfg)
 

@@ -30,6 +30,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo's default on 2 cores)")
+    parser.add_argument("--dtype", default="auto", help="weights dtype, as the demo's (auto: bf16 where native)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--quick", action="store_true", help="4 replies, 16 tokens, 1 round")
     args = parser.parse_args()
@@ -68,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dsllm-engine-batching-") as tmp:
         home = Home.resolve(Path(tmp) / "home")
-        served = load(resolve(str(small_model(Path(tmp) / "model")), home=home), home=home)
+        served = load(resolve(str(small_model(Path(tmp) / "model")), home=home), home=home, dtype=args.dtype)
     prompts = [encode(served.tokenizer, [{"role": "system", "content": SYSTEM},
                                          {"role": "user", "content": MESSAGES[i % len(MESSAGES)]}])
                for i in range(args.clients)]

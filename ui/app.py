@@ -144,8 +144,10 @@ def open_slot(cfg: DemoConfig) -> ModelSlot:
     """The slot with its first model loaded and the reference watched (torch threads set first)."""
     import torch
 
-    torch.set_num_threads(cfg.torch_threads)
-    slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size)
+    own_process = cfg.engine == "process"
+    torch.set_num_threads(1 if own_process else cfg.torch_threads)  # with an engine process, this one only tokenizes
+    slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size,
+                     engine_threads=cfg.torch_threads if own_process else None)
     slot.refresh()
     slot.watch(cfg.poll_s)
     return slot
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-size", type=int, dest="queue_size")
     parser.add_argument("--dtype")
     parser.add_argument("--threads", type=int, help="torch threads on a CPU (0 = all cores but one)")
+    parser.add_argument("--engine", choices=("process", "thread"), help="decode in a child process or a thread")
     parser.add_argument("--stream-interval-s", type=float, dest="stream_interval_s",
                         help="least seconds between two updates of a streamed chat reply (0 = every piece)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

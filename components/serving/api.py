@@ -143,7 +143,7 @@ async def _serve(request: Request, slot, cfg, kind):
                 "top_p": 1.0 if req.top_p is None else req.top_p}
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
     try:
-        handle = served.engine.submit(ids, lambda e: loop.call_soon_threadsafe(events.put_nowait, e), **settings)
+        handle = slot.engine_of(served).submit(ids, lambda e: loop.call_soon_threadsafe(events.put_nowait, e), **settings)
     except QueueFull as exc:
         raise ApiError(429, f"The server is busy: {exc}", type="rate_limit_error", code="rate_limit_exceeded") from None
     if req.stream:

@@ -5,7 +5,8 @@ thread ends). `submit(ids, ...)` queues a request; a background thread runs the 
 
 1. new requests join at a step boundary (up to `max_batch` in flight): their prompts are prefilled
    together in one forward (left-padded, masked, each row at its own positions, a fresh
-   `DynamicCache`) and each one's first token sampled, then their keys/values are left-padded to
+   `DynamicCache` whose layers keep spare columns: `roomy_cache`, so a step writes in place instead
+   of copying the cache) and each one's first token sampled, then their keys/values are left-padded to
    the batch's cache length and stacked onto the batch (20 joiners cost one forward, not 20);
 2. one forward step over all rows: the last token of each, a 2-D attention mask that hides each
    row's left padding, explicit per-row position ids (RoPE sees each reply's own positions);
@@ -31,8 +32,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
+from components.serving.roomy_cache import roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.textstream import ReplyText
 
@@ -73,7 +74,33 @@ class Request:
         self.cancelled = True
 
 
-class Engine:
+class Streams:
+    """`stream()` on top of a `submit(ids, sink, **settings)` that returns something with `cancel()`."""
+
+    def submit(self, ids: list[int], sink: Callable[[Event], None], **kwargs): ...
+
+    def stream(self, ids: list[int], **kwargs) -> Iterator[Event]:
+        """submit() for a thread: Events as they come; closing the iterator cancels the reply."""
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        req = self.submit(ids, events.put, **kwargs)
+        try:
+            while True:
+                event = events.get()
+                while not event.done and not events.empty():  # a slow reader gets what piled up as one piece
+                    more = events.get()
+                    event = Event(event.text + more.text, more.done, more.finish_reason, more.prompt_tokens,
+                                  more.completion_tokens, more.error)
+                yield event
+                if event.done:
+                    return
+        finally:
+            req.cancel()
+
+    def retire(self) -> None:
+        """No new requests will come (a newer model is served); replies in flight finish."""
+
+
+class Engine(Streams):
     def __init__(self, served, max_batch: int = 32, queue_size: int = 256,
                  count: Callable[[str, int], None] | None = None):
         self.served, self.model, self.tok = served, served.model, served.tokenizer
@@ -114,22 +141,10 @@ class Engine:
                 self._thread.start()
         return req
 
-    def stream(self, ids: list[int], **kwargs) -> Iterator[Event]:
-        """submit() for a thread: Events as they come; closing the iterator cancels the reply."""
-        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        req = self.submit(ids, events.put, **kwargs)
-        try:
-            while True:
-                event = events.get()
-                while not event.done and not events.empty():  # a slow reader gets what piled up as one piece
-                    more = events.get()
-                    event = Event(event.text + more.text, more.done, more.finish_reason, more.prompt_tokens,
-                                  more.completion_tokens, more.error)
-                yield event
-                if event.done:
-                    return
-        finally:
-            req.cancel()
+    def idle(self) -> bool:
+        """Nothing in flight: the loop thread has ended (it ends only when no row and no request is left)."""
+        with self._lock:
+            return self._thread is None and not self._waiting
 
     # -- the loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -160,13 +175,10 @@ class Engine:
         reqs = [req for req in joining if not req.finished]
         if not reqs:
             return
-        cache, mask = DynamicCache(config=self.model.config), _left_padded_mask(reqs, self.model.device)
+        cache, mask = roomy_cache(self.model.config), _left_padded_mask(reqs, self.model.device)
         ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r.ids)) + r.ids for r in reqs], device=mask.device)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
                             cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-        if not all(type(layer) is DynamicLayer for layer in cache.layers):
-            raise NotImplementedError("continuous batching needs full-attention layers (a plain DynamicCache); "
-                                      f"{type(self.model).__name__} uses other cache layers.")
         tokens = next_tokens(logits.float(), reqs).tolist()
         keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
         if keep:

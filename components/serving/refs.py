@@ -105,19 +105,21 @@ def _resolve_dir(ref: str, home: Home | None) -> Target:
     return Target(ref, "dir", f"dir:{path}:{dir_fingerprint(path)}", path=str(path))
 
 
-def load(target: Target, client=None, home: Home | None = None, dtype: str = "auto") -> Served:
-    """Load the model and tokenizer of `target` (evaluation mode) and its model card."""
+def load(target: Target, client=None, home: Home | None = None, dtype: str = "auto", card: bool = True,
+         device: str | None = None) -> Served:
+    """Load the model and tokenizer of `target` (evaluation mode) on `device` (default: the GPU if any) and its
+    model card (`card=False`: none, for the engine process, which only generates)."""
     import torch
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     home = home or Home.resolve()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if target.kind == "registry":
         model, tok = _load_registry(target, home)
-        card = registry_card(client or registry_client(home), target, home.cache / "demo")
+        card = registry_card(client or registry_client(home), target, home.cache / "demo") if card else None
     else:
         model, tok = _load_dir(Path(str(target.path)))
-        card = dir_card(Path(str(target.path)), home.cache / "demo")
+        card = dir_card(Path(str(target.path)), home.cache / "demo") if card else None
     model = model.to(device=device, dtype=_dtype(dtype, device)).eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -142,7 +144,9 @@ def _dtype(name: str, device: str):
     import torch
 
     if name == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
+        from components.pretrain.runtime import native_bf16
+
+        return torch.bfloat16 if native_bf16(torch.device(device)) else torch.float32
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name not in choices:
         raise ValueError(f"dtype {name!r} is not one of auto, {', '.join(choices)}.")

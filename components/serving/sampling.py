@@ -45,5 +45,5 @@ def nucleus_threshold(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Per row, the smallest probability inside the nucleus: as HF's top-p warper, the least likely tokens
     go while their total stays <= 1 - top_p, and the most likely token always stays."""
     ascending = torch.from_numpy(np.sort(probs.numpy(), axis=-1))
-    dropped = (ascending.cumsum(-1) <= (1 - top_p)[:, None]).sum(-1).clamp(max=probs.shape[-1] - 1)
-    return ascending.gather(1, dropped[:, None]).squeeze(1)
+    dropped = torch.searchsorted(ascending.cumsum(-1), (1 - top_p)[:, None].to(probs.dtype), right=True)
+    return ascending.gather(1, dropped.clamp(max=probs.shape[-1] - 1)).squeeze(1)

@@ -21,6 +21,7 @@ from typing import Any
 
 from components.home import Home
 from components.serving.engine import Engine
+from components.serving.engine_process import EngineProcess, EngineSpec
 from components.serving.generate import GenerationSettings, Prompt, PromptTooLong, prepare
 from components.serving.refs import Served, Target, load, registry_client, resolve
 
@@ -30,9 +31,11 @@ MAX_CHASES = 3  # an alias that moves during every load this many times in a row
 
 class ModelSlot:
     def __init__(self, ref: str, *, home: Home | None = None, dtype: str = "auto", max_batch: int = 32,
-                 queue_size: int = 256):
+                 queue_size: int = 256, engine_threads: int | None = None):
         self.ref, self.home, self.dtype = str(ref).strip(), home or Home.resolve(), dtype
         self.max_batch, self.queue_size = max_batch, queue_size
+        self.engine_threads = engine_threads  # None: the engine is a thread here; N: a process with N torch threads
+        self._engine_lock = threading.Lock()  # one restart at a time of an engine process that died
         self._client = registry_client(self.home) if self.ref.startswith("models:/") else None
         self._served: Served | None = None
         self._lock = threading.Lock()  # the reference and the counters
@@ -60,7 +63,10 @@ class ModelSlot:
                 if self._served is not None and self._served.target.ident == target.ident:
                     self.last_error = ""
                     return False
-                served = load(target, self._client, self.home, self.dtype)
+                # with an engine process the weights used here are only read for the generation config: keep
+                # them off the GPU (the child owns it) and drop them once the child serves
+                served = load(target, self._client, self.home, self.dtype,
+                              device="cpu" if self.engine_threads is not None else None)
                 if self.target_now().ident == target.ident:
                     self._swap(served)
                     return True
@@ -69,12 +75,34 @@ class ModelSlot:
                            f"{self._served.target.label if self._served else 'nothing'}.")
 
     def _swap(self, served: Served) -> None:
-        served.engine = Engine(served, self.max_batch, self.queue_size, self._count)
+        served.engine = self._engine(served)
         with self._lock:
             old, self._served = self._served, served
             self.swaps += old is not None
             self.last_error = ""
+        if old is not None:
+            old.engine.retire()
         log.info("serving %s (%s)%s", served.target.label, self.ref, f", was {old.target.label}" if old else "")
+
+    def _engine(self, served: Served):
+        if self.engine_threads is None:
+            return Engine(served, self.max_batch, self.queue_size, self._count)
+        spec = EngineSpec(served.target, str(self.home.root), self.dtype, self.engine_threads, self.max_batch,
+                          self.queue_size)
+        engine = EngineProcess(spec, served.context, self._count)
+        served.model = None  # the child has its own copy
+        return engine
+
+    def engine_of(self, served: Served):
+        """The served model's engine; an engine process that died is started again (its replies in flight
+        got an error; the next ones are served)."""
+        if getattr(served.engine, "error", None) is None:
+            return served.engine
+        with self._engine_lock:
+            if served.engine.error is not None:
+                log.warning("restarting the engine of %s: %s", served.target.label, served.engine.error)
+                served.engine = self._engine(served)
+        return served.engine
 
     def try_refresh(self) -> bool:
         """refresh(), with a failure recorded in last_error and logged instead of raised."""
@@ -103,6 +131,8 @@ class ModelSlot:
         if self._watcher is not None:
             self._watcher.join(timeout=30)
             self._watcher = None
+        if self._served is not None and isinstance(self._served.engine, EngineProcess):
+            self._served.engine.close()
 
     def reply(self, messages: list[dict], settings: GenerationSettings) -> Iterator[str]:
         """Stream a reply with the model served when it starts (a later swap does not touch it).
@@ -118,7 +148,7 @@ class ModelSlot:
         return self._stream(served, prompt, settings)
 
     def _stream(self, served: Served, prompt: Prompt, settings: GenerationSettings) -> Iterator[str]:
-        events = served.engine.stream(prompt.ids, max_new_tokens=prompt.max_new_tokens,
+        events = self.engine_of(served).stream(prompt.ids, max_new_tokens=prompt.max_new_tokens,
                                       temperature=settings.temperature, top_p=settings.top_p)
         try:
             for event in events:

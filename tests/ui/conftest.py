@@ -46,8 +46,8 @@ def registry_env_module(registry):
 
 @pytest.fixture(scope="module")
 def demo_server(registry_env_module):
-    # the tiny test model replies in a fraction of a second: short update interval so replies stream in
-    # several pieces (the coalescing itself is tested in test_chat.py)
-    server = start_server(registry_env_module, poll_s=0.3, stream_interval_s=0.02)
+    # the tiny test model replies in a few ms: an update per decoded piece, so replies stream in several
+    # pieces (the coalescing itself is tested in test_chat.py)
+    server = start_server(registry_env_module, poll_s=0.3, stream_interval_s=0)
     yield server
     server.stop()

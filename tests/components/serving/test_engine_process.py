@@ -1,0 +1,99 @@
+"""The engine in a child process: the same replies as in a thread, a hot-swap that retires the old process,
+and a process that dies costs only the replies in flight (the next reply starts a new one)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from components.serving.engine_process import EngineProcess, EngineSpec
+from components.serving.generate import GenerationSettings, to_messages
+from components.serving.refs import resolve
+from components.serving.slot import ModelSlot
+from tests.components.serving import fixtures as fx
+from tests.components.serving.conftest import MODEL
+from tests.components.serving.test_engine import collect, concurrently, prompts
+from tests.components.serving.test_generate import served_from
+
+pytestmark = pytest.mark.integration
+
+GREEDY = GenerationSettings(system_prompt="", temperature=0, max_new_tokens=60)
+
+
+def ask(slot: ModelSlot, lang: int = 0) -> str:
+    return "".join(slot.reply(to_messages([], fx.PROMPTS[lang], ""), GREEDY))
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    from components.evaluate.toy import toy_model
+
+    return toy_model(tmp_path_factory.mktemp("toy") / "m", chat=True, max_len=512, seed=3)
+
+
+def test_replies_from_the_process_equal_the_thread_engine(toy_dir, tmp_path):
+    from components.serving.engine import Engine
+
+    served = served_from(toy_dir)
+    ids = prompts(served)
+    jobs = [(ids[k % len(ids)], {"max_new_tokens": 30, "temperature": t, "seed": k})
+            for k, t in enumerate([0.0, 0.8] * 4)]
+    expected = concurrently(Engine(served), jobs)
+    counts: dict[str, int] = {}
+    spec = EngineSpec(resolve(str(toy_dir)), str(tmp_path / "home"), "float32", 1, max_batch=4, queue_size=8)
+    engine = EngineProcess(spec, served.context, lambda key, n: counts.update({key: counts.get(key, 0) + n}))
+    try:
+        got = concurrently(engine, jobs)  # 8 requests, 4 rows: some wait for a row
+        assert [(text, last.finish_reason, last.completion_tokens) for text, last in got] == \
+            [(text, last.finish_reason, last.completion_tokens) for text, last in expected]
+        assert counts == {"active": 0, "replies": 8, "tokens": sum(last.completion_tokens for _, last in got)}
+        with pytest.raises(ValueError, match="no room"):
+            engine.submit([1] * served.context, lambda e: None, max_new_tokens=5)
+    finally:
+        engine.close()
+
+
+def test_a_swap_retires_the_old_engine_process(registry_env):
+    slot = ModelSlot(f"models:/{MODEL}@approved", engine_threads=1)
+    try:
+        slot.refresh()
+        old = slot.current().engine
+        assert isinstance(old, EngineProcess) and slot.current().model is None  # the weights live in the child
+        in_flight = slot.reply(to_messages([], fx.PROMPTS[0], ""), GREEDY)
+        first = next(in_flight)
+        registry_env.approve(2)
+        assert slot.refresh() is True
+        assert ask(slot, 1) == fx.replies(2)[1]
+        assert first + "".join(in_flight) == fx.replies(1)[0]  # finished on the old process ...
+        old._process.join(timeout=30)
+        assert old._process.exitcode == 0  # ... which then ended by itself
+        assert (slot.status()["replies"], slot.status()["active"]) == (2, 0)
+    finally:
+        slot.close()
+
+
+def test_an_engine_process_that_dies_fails_its_replies_and_is_restarted(registry_env):
+    slot = ModelSlot(f"models:/{MODEL}@approved", engine_threads=1)
+    try:
+        slot.refresh()
+        in_flight = slot.reply(to_messages([], fx.PROMPTS[0], ""), GREEDY)
+        next(in_flight)
+        dead = slot.current().engine
+        dead._process.kill()
+        with pytest.raises(RuntimeError, match="engine process exited"):
+            "".join(in_flight)
+        assert ask(slot, 1) == fx.replies(1)[1]  # a new process serves the next reply
+        assert slot.current().engine is not dead and slot.status()["active"] == 0
+    finally:
+        slot.close()
+
+
+def test_a_model_that_cannot_load_fails_with_the_reason(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    spec = EngineSpec(resolve(str(tmp_path / "m")), str(tmp_path / "home"), "float32", 1, 4, 8)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="could not load"):
+        EngineProcess(spec, 128)
+    assert time.monotonic() - started < 120
