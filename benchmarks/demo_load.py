@@ -57,6 +57,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="of the demo this script starts: torch threads of "
                         "its engine (0: the demo's default)")
     parser.add_argument("--dtype", default="auto", help="of the demo this script starts: weights dtype")
+    parser.add_argument("--engine", choices=("process", "thread"), default="process",
+                        help="of the demo this script starts: decode in a child process or a server thread")
     parser.add_argument("--via", choices=("gradio", "api"), default="gradio",
                         help="sessions through the Gradio chat API or the OpenAI-compatible /v1 API")
     parser.add_argument("--api-key", default="none", help="for --via api against a demo with DSLLM_API_KEY")
@@ -197,7 +199,7 @@ def small_model(out: Path) -> Path:
 
 def start_demo(root: Path, args: argparse.Namespace):
     """A demo process on a random chat model in a temporary home (--shape, --port, --concurrency, --threads,
-    --dtype, --stream-interval-s); returns (url, stop)."""
+    --dtype, --engine, --stream-interval-s); returns (url, stop)."""
     import os
 
     from components.evaluate.toy import toy_model
@@ -213,7 +215,7 @@ def start_demo(root: Path, args: argparse.Namespace):
     os.environ.update(DSLLM_HOME=str(home.root), MLFLOW_TRACKING_URI=f"sqlite:///{home.mlflow_db}")
     interval = {} if args.stream_interval_s is None else {"stream_interval_s": args.stream_interval_s}
     cfg = DemoConfig(model=str(model), port=port, poll_s=0, concurrency=args.concurrency, queue_size=1000,
-                     threads=args.threads, dtype=args.dtype, **interval)
+                     threads=args.threads, dtype=args.dtype, engine=args.engine, **interval)
     demo_proc.up(cfg=cfg, home=home)
     return cfg.url, lambda: demo_proc.down(home=home, cfg=cfg)
 

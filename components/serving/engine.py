@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
 from components.serving.roomy_cache import roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.textstream import ReplyText
@@ -106,6 +107,8 @@ class Engine(Streams):
         self.served, self.model, self.tok = served, served.model, served.tokenizer
         self.max_batch, self.queue_size = max_batch, queue_size
         self.eos = set(_stop_ids(served))
+        self._cache_dtype = torch.float32 if wants_float32_attention(self.model) else None
+        attend_in_float32(self.model)  # a bf16 model on a CPU: its bf16 attention is slow
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0  # hidden by the mask
         self._count = count or (lambda key, n: None)
         self._waiting: list[Request] = []
@@ -175,7 +178,7 @@ class Engine(Streams):
         reqs = [req for req in joining if not req.finished]
         if not reqs:
             return
-        cache, mask = roomy_cache(self.model.config), _left_padded_mask(reqs, self.model.device)
+        cache, mask = roomy_cache(self.model.config, self._cache_dtype), _left_padded_mask(reqs, self.model.device)
         ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r.ids)) + r.ids for r in reqs], device=mask.device)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
                             cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]

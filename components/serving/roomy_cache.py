@@ -6,7 +6,8 @@ into a fresh tensor: at 20 rows of the `small` model that was about half of a de
 (`keys`, `values`) are views of the filled part, and the buffer is reallocated (doubling) only when
 it is full. Anyone may still assign `layer.keys` / `layer.values` (the engine stacks, selects and cuts
 rows and padding columns that way): the next update notices the new tensors and copies them into a
-fresh buffer once. Values are exactly those of `DynamicLayer`; only where they live differs.
+fresh buffer once. Values are exactly those of `DynamicLayer` (in `dtype` if one is given: float32
+for bf16 models on a CPU, see `cpu_attention`); only where they live differs.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ MIN_ROOM = 32  # spare columns at least, so short replies never reallocate
 
 
 class RoomyLayer(DynamicLayer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.dtype = dtype  # of the stored keys/values; None: as they come
         self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
         self._views: tuple[torch.Tensor, torch.Tensor] | None = None  # what keys/values were last set to here
 
@@ -48,18 +50,19 @@ class RoomyLayer(DynamicLayer):
         buffers = []
         for cached, new in ((self.keys, key_states), (self.values, value_states)):
             shape = (new.shape[0], new.shape[1], capacity, new.shape[3])
-            buffer = new.new_empty(shape)
+            buffer = new.new_empty(shape, dtype=self.dtype or new.dtype)
             if cached.numel():
                 buffer[:, :, :cached.shape[-2]].copy_(cached)
             buffers.append(buffer)
         self._buffers = (buffers[0], buffers[1])
 
 
-def roomy_cache(config) -> DynamicCache:
-    """A DynamicCache for `config` with RoomyLayers; only for models whose layers all use full attention."""
+def roomy_cache(config, dtype: torch.dtype | None = None) -> DynamicCache:
+    """A DynamicCache for `config` with RoomyLayers (keys/values stored in `dtype`, default as they come); only
+    for models whose layers all use full attention."""
     cache = DynamicCache(config=config)
     if not all(type(layer) is DynamicLayer for layer in cache.layers):
         raise NotImplementedError("continuous batching needs full-attention layers (a plain DynamicCache); this model "
                                   f"uses {sorted({type(layer).__name__ for layer in cache.layers})}.")
-    cache.layers = [RoomyLayer() for _ in cache.layers]
+    cache.layers = [RoomyLayer(dtype) for _ in cache.layers]
     return cache

@@ -13,7 +13,7 @@ from components.serving.refs import resolve
 from components.serving.slot import ModelSlot
 from tests.components.serving import fixtures as fx
 from tests.components.serving.conftest import MODEL
-from tests.components.serving.test_engine import collect, concurrently, prompts
+from tests.components.serving.test_engine import concurrently, prompts
 from tests.components.serving.test_generate import served_from
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_a_swap_retires_the_old_engine_process(registry_env):
         assert slot.refresh() is True
         assert ask(slot, 1) == fx.replies(2)[1]
         assert first + "".join(in_flight) == fx.replies(1)[0]  # finished on the old process ...
-        old._process.join(timeout=30)
+        old._reader.join(timeout=30)  # the reader reaps the process once its pipe closes
         assert old._process.exitcode == 0  # ... which then ended by itself
         assert (slot.status()["replies"], slot.status()["active"]) == (2, 0)
     finally:
