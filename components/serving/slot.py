@@ -2,7 +2,8 @@
 
 A reply takes the slot's current `Served` object once, when it starts, and keeps that reference
 to its end; a swap only replaces the slot's reference. Each loaded model has its own batching
-`Engine` (continuous batching: the replies in flight on it are decoded together), so the replies
+`Engine` (continuous batching: the replies in flight on it are decoded together; with `engine_threads`
+set, in a child process of its own, `engine_process.EngineProcess`, retired at a swap), so the replies
 that started on the old model keep decoding on the old engine while new ones batch on the new. So a swap never interrupts a reply in
 flight (it finishes on the old weights, which are freed when the last such reply ends) and every
 reply that starts after the swap gets the new model. Loads happen outside the lock (the old model
@@ -149,7 +150,7 @@ class ModelSlot:
 
     def _stream(self, served: Served, prompt: Prompt, settings: GenerationSettings) -> Iterator[str]:
         events = self.engine_of(served).stream(prompt.ids, max_new_tokens=prompt.max_new_tokens,
-                                      temperature=settings.temperature, top_p=settings.top_p)
+                                               temperature=settings.temperature, top_p=settings.top_p)
         try:
             for event in events:
                 if event.error:

@@ -54,39 +54,37 @@ def test_replies_from_the_process_equal_the_thread_engine(toy_dir, tmp_path):
         engine.close()
 
 
-def test_a_swap_retires_the_old_engine_process(registry_env):
+@pytest.fixture
+def process_slot(registry_env):
+    """The demo's slot on the registry's approved version, its engine in a child process, a reply in flight."""
     slot = ModelSlot(f"models:/{MODEL}@approved", engine_threads=1)
-    try:
-        slot.refresh()
-        old = slot.current().engine
-        assert isinstance(old, EngineProcess) and slot.current().model is None  # the weights live in the child
-        in_flight = slot.reply(to_messages([], fx.PROMPTS[0], ""), GREEDY)
-        first = next(in_flight)
-        registry_env.approve(2)
-        assert slot.refresh() is True
-        assert ask(slot, 1) == fx.replies(2)[1]
-        assert first + "".join(in_flight) == fx.replies(1)[0]  # finished on the old process ...
-        old._reader.join(timeout=30)  # the reader reaps the process once its pipe closes
-        assert old._process.exitcode == 0  # ... which then ended by itself
-        assert (slot.status()["replies"], slot.status()["active"]) == (2, 0)
-    finally:
-        slot.close()
+    slot.refresh()
+    in_flight = slot.reply(to_messages([], fx.PROMPTS[0], ""), GREEDY)
+    yield slot, in_flight, next(in_flight)
+    slot.close()
 
 
-def test_an_engine_process_that_dies_fails_its_replies_and_is_restarted(registry_env):
-    slot = ModelSlot(f"models:/{MODEL}@approved", engine_threads=1)
-    try:
-        slot.refresh()
-        in_flight = slot.reply(to_messages([], fx.PROMPTS[0], ""), GREEDY)
-        next(in_flight)
-        dead = slot.current().engine
-        dead._process.kill()
-        with pytest.raises(RuntimeError, match="engine process exited"):
-            "".join(in_flight)
-        assert ask(slot, 1) == fx.replies(1)[1]  # a new process serves the next reply
-        assert slot.current().engine is not dead and slot.status()["active"] == 0
-    finally:
-        slot.close()
+def test_a_swap_retires_the_old_engine_process(process_slot, registry_env):
+    slot, in_flight, first = process_slot
+    old = slot.current().engine
+    assert isinstance(old, EngineProcess) and slot.current().model is None  # the weights live in the child
+    registry_env.approve(2)
+    assert slot.refresh() is True
+    assert ask(slot, 1) == fx.replies(2)[1]
+    assert first + "".join(in_flight) == fx.replies(1)[0]  # finished on the old process ...
+    old._reader.join(timeout=30)  # the reader reaps the process once its pipe closes
+    assert old._process.exitcode == 0  # ... which then ended by itself
+    assert (slot.status()["replies"], slot.status()["active"]) == (2, 0)
+
+
+def test_an_engine_process_that_dies_fails_its_replies_and_is_restarted(process_slot):
+    slot, in_flight, _ = process_slot
+    dead = slot.current().engine
+    dead._process.kill()
+    with pytest.raises(RuntimeError, match="engine process exited"):
+        "".join(in_flight)
+    assert ask(slot, 1) == fx.replies(1)[1]  # a new process serves the next reply
+    assert slot.current().engine is not dead and slot.status()["active"] == 0
 
 
 def test_a_model_that_cannot_load_fails_with_the_reason(tmp_path):
