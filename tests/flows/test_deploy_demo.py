@@ -57,7 +57,7 @@ def deployed(registry, prefect_server):
     patch = pytest.MonkeyPatch()
     for key, value in {"DSLLM_HOME": str(registry.home.root), "MLFLOW_TRACKING_URI": registry.uri,
                        "DSLLM_DEMO_PORT": str(free_port()), "DSLLM_DEMO_POLL_S": "0",
-                       "DSLLM_DEMO_STREAM_INTERVAL_S": "0.02"}.items():  # tiny model: stream in several pieces
+                       "DSLLM_DEMO_STREAM_INTERVAL_S": "0"}.items():  # tiny model: an update per piece
         patch.setenv(key, value)
     patch.delenv("DSLLM_DEMO_AUTH", raising=False)
     registry.approve(1)
