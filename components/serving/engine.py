@@ -124,10 +124,7 @@ class Engine(Streams):
                temperature: float = 0.0, top_p: float = 1.0, stop: tuple[str, ...] = (),
                seed: int | None = None) -> Request:
         """Queue a reply to `ids`; `sink` receives its Events (on the engine's thread, so it must not block)."""
-        room = self.served.context - len(ids)
-        if not ids or room < 1:
-            raise ValueError(f"the prompt takes {len(ids)} of the model's {self.served.context} tokens: no room "
-                             "for a reply.")
+        room = room_for_reply(ids, self.served.context)
         generator = None
         if temperature > 0:
             generator = torch.Generator(device="cpu").manual_seed(
@@ -264,6 +261,13 @@ class Engine(Streams):
             req.sink(Event(text, True, reason, len(req.ids), req.generated, error))
         except Exception:  # a reader that cannot take the last event has gone anyway
             log.debug("could not deliver the end of a reply", exc_info=True)
+
+
+def room_for_reply(ids: list[int], context: int) -> int:
+    """Tokens left for the reply after the prompt; a ValueError when there is none."""
+    if not ids or context - len(ids) < 1:
+        raise ValueError(f"the prompt takes {len(ids)} of the model's {context} tokens: no room for a reply.")
+    return context - len(ids)
 
 
 def _left_padded_mask(reqs: list[Request], device) -> torch.Tensor:

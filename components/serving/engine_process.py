@@ -9,7 +9,8 @@ same way) and talks to it over two pipes:
 
 - requests go down as `("submit", id, ids, settings)` / `("cancel", id)` / `("retire",)`;
 - events come up in batches (whatever piled up since the last send): `(id, Event)` for a reply,
-  `(None, (counter, n))` for the demo's counters, so `status()` counts tokens as they are made.
+  `(None, (counter, n))` for the demo's counters (summed per batch), so `status()` counts tokens as they
+  are made; replies in flight (`active`) are counted here, where a child that dies cannot miss them.
 
 `EngineProcess` has the `Engine`'s interface (`submit`, `stream`, `retire`), so the slot and the
 OpenAI API use either. A request whose process died gets an error event at once (never a hang).
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components.serving.engine import Event, QueueFull, Streams
+from components.serving.engine import Event, QueueFull, Streams, room_for_reply
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 600.0  # loading a large model from a registry can take minutes
@@ -91,9 +92,7 @@ class EngineProcess(Streams):
                temperature: float = 0.0, top_p: float = 1.0, stop: tuple[str, ...] = (),
                seed: int | None = None) -> Handle:
         """Queue a reply to `ids` in the engine process; `sink` gets its Events on the reader thread."""
-        if not ids or self.context - len(ids) < 1:
-            raise ValueError(f"the prompt takes {len(ids)} of the model's {self.context} tokens: no room "
-                             "for a reply.")
+        room_for_reply(ids, self.context)
         with self._lock:
             if self.error:
                 raise RuntimeError(f"the engine process has stopped: {self.error}")
@@ -136,8 +135,7 @@ class EngineProcess(Streams):
 
     def _deliver(self, rid: int | None, item) -> None:
         if rid is None:
-            if item[0] != "active":
-                self._count(*item)
+            self._count(*item)
             return
         sink = self._sinks.get(rid)
         if item.done:
@@ -166,13 +164,17 @@ class EngineProcess(Streams):
 # -- the child ----------------------------------------------------------------------------------------
 def _child_main(spec: EngineSpec, requests, events) -> None:
     """Load the model, then serve requests until retired (and idle) or the parent goes away."""
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def count(key: str, n: int) -> None:
+        if key != "active":  # the parent counts replies in and out itself
+            outbox.put((None, (key, n)))
+
     try:
-        engine = _child_engine(spec)
+        engine = _child_engine(spec, count)
     except BaseException as exc:  # the parent raises it with this text
         events.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
-    engine._count = lambda key, n: outbox.put((None, (key, n)))
     sender = threading.Thread(target=_send_events, args=(outbox, events), name="dsllm-engine-send", daemon=True)
     sender.start()
     events.send(("ready", None))
@@ -181,7 +183,7 @@ def _child_main(spec: EngineSpec, requests, events) -> None:
     sender.join(timeout=30)
 
 
-def _child_engine(spec: EngineSpec):
+def _child_engine(spec: EngineSpec, count: Callable[[str, int], None]):
     import torch
 
     from components.home import Home
@@ -190,7 +192,7 @@ def _child_engine(spec: EngineSpec):
 
     torch.set_num_threads(spec.threads)
     served = load(spec.target, None, Home.resolve(spec.home), spec.dtype, card=False)
-    return Engine(served, spec.max_batch, spec.queue_size)
+    return Engine(served, spec.max_batch, spec.queue_size, count)
 
 
 def _serve_requests(engine, requests, outbox: queue.SimpleQueue) -> None:
@@ -236,6 +238,18 @@ def _send_events(outbox: queue.SimpleQueue, events) -> None:
                 break
         done = batch[-1] is None
         try:
-            events.send([item for item in batch if item is not None])
+            events.send(_counts_first(batch))
         except (OSError, ValueError):
             return
+
+
+def _counts_first(batch: list) -> list:
+    """The batch's counter increments summed (one per counter, ahead of the events: a counter may run ahead
+    of a reply's events, never behind them), then its events in order."""
+    totals: dict[str, int] = {}
+    for item in batch:
+        if item is not None and item[0] is None:
+            key, n = item[1]
+            totals[key] = totals.get(key, 0) + n
+    events = [item for item in batch if item is not None and item[0] is not None]
+    return [(None, (key, n)) for key, n in totals.items()] + events
