@@ -207,8 +207,8 @@ class Sandbox:
                                         start_new_session=True, close_fds=True, pass_fds=(token_r, done_w))
                 code, timed_out = self._wait(proc)
             duration = time.monotonic() - start
-            if spec["uid"] is not None and not self.layers["prefix"]:
-                _kill_uid(spec["uid"])  # no PID namespace: catch descendants that left the group
+            if spec["uid"] is not None:
+                _clear_uid(spec["uid"])  # the slot's next sample starts with its uid to itself
             tail = _tail(scratch_path / "out", self.limits.message_chars)
             flooded = (scratch_path / "out").stat().st_size >= self.limits.fsize_mb * 1024 * 1024
         result = verdict(code, timed_out, tail, duration, self.limits, finished=token in _drain(done_r))
@@ -279,6 +279,19 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _clear_uid(uid: int, wait_s: float = 10.0) -> None:
+    """Return once no process of `uid` is left. Without a PID namespace, descendants that left the process
+    group are still running; with one, the kernel kills them when the namespace's init dies, but that can
+    finish after the harness has reaped `unshare` (a timed-out fork bomb on a loaded machine)."""
+    deadline = time.monotonic() + wait_s
+    while _processes_of(uid):
+        if time.monotonic() > deadline:
+            log.warning("sandbox: processes of uid %d still present %.0f s after their sample ended", uid, wait_s)
+            return
+        _kill_uid(uid)
+        time.sleep(0.005)
 
 
 def _kill_uid(uid: int) -> None:
