@@ -243,8 +243,11 @@ class AlignConfig(StageConfig):
     as pretraining takes (in local mode, num_workers=0: the process's own threads)."""
     use_gpu: bool = False
     """Train on GPUs (one per worker)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Weights SFT and DPO compute in: bf16 with fp32 master copies in the optimizer (as pretraining; the saved
+    model is fp32), or fp32. "auto" is bf16 on GPUs and on CPUs with native bf16 matmul, fp32 elsewhere."""
     bf16: bool = False
-    """bf16 mixed precision (GPUs or AMX CPUs)."""
+    """bf16 autocast over fp32 weights (TRL's mixed precision); used only where `precision` gives fp32 weights."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory (big models)."""
     sample_prompts: list[str] = ["What is the capital of France?", "Give three tips for staying healthy.",

@@ -26,6 +26,7 @@ from components.align.runner import (
     report_final,
     train_phases,
     training_args,
+    with_master_weights,
     worker_setup,
 )
 from components.align.sft import HELDOUT_SAMPLES_PER_LANG, balanced, model_dir
@@ -53,8 +54,9 @@ def build_trainer(cfg: AlignConfig, model, ref_model, tokenizer, train, heldout,
     precompute = cfg.dpo_precompute_ref and cfg.num_workers <= 1
     args = DPOConfig(**base, learning_rate=cfg.dpo_lr, beta=cfg.dpo_beta, max_length=cfg.max_length,
                      precompute_ref_log_probs=precompute)
-    return FusedDPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
-                      processing_class=tokenizer)
+    trainer = FusedDPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=heldout,
+                              processing_class=tokenizer)
+    return with_master_weights(trainer)
 
 
 def final_eval(trainer) -> dict:

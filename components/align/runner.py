@@ -104,6 +104,7 @@ def report_final(trainer, tokenizer, results: dict, metrics: dict, phases: Phase
     tmp = tempfile.mkdtemp(prefix="dsllm-final-")
     try:
         with phases("save"):
+            master_weights_into_model(trainer)
             trainer.save_model(str(Path(tmp) / "hf"))
             tokenizer.save_pretrained(str(Path(tmp) / "hf"))
         results = {**results, "seconds": phases.seconds}
@@ -162,6 +163,8 @@ def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: fl
     """TrainingArguments shared by SFT and DPO: precision and checkpointing from the config (TRL defaults
     both to on, which the CPU does not want), a checkpoint (and Ray report) and a held-out evaluation every
     epoch but at most MAX_CHECKPOINTS per run (the last at the end), no built-in loggers."""
+    import torch
+
     per_step = cfg.batch_size * cfg.grad_accum * max(cfg.num_workers, 1)
     total_steps = max(1, math.ceil(epochs * math.ceil(n_examples / per_step)))
     every = {"strategy": "epoch"} if epochs <= MAX_CHECKPOINTS else \
@@ -171,7 +174,7 @@ def training_args(cfg: AlignConfig, output_dir: str, n_examples: int, epochs: fl
     return dict(output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
                 per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                 warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", use_cpu=not cfg.use_gpu,
-                bf16=cfg.bf16, **checkpointing_arg(cfg.gradient_checkpointing),
+                bf16=cfg.bf16 and weights_dtype(cfg) is torch.float32, **checkpointing_arg(cfg.gradient_checkpointing),
                 logging_steps=max(1, total_steps // 100), **evals, **save,
                 save_only_model=True, save_total_limit=1, report_to="none", seed=cfg.seed,
                 disable_tqdm=True, ddp_find_unused_parameters=False, dataloader_num_workers=0)
@@ -188,13 +191,48 @@ def checkpointing_arg(enabled: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
-def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
-    """A causal LM in fp32 (mixed precision comes from the trainer) on this worker's device, its
-    generation config set to the tokenizer's eos and pad."""
+def weights_dtype(cfg: AlignConfig):
+    """The torch dtype the model trains in (`cfg.precision` on this worker's kind of device)."""
     import torch
+
+    from components.pretrain.runtime import compute_dtype
+
+    device = torch.device("cuda" if cfg.use_gpu and torch.cuda.is_available() else "cpu")
+    return compute_dtype(cfg.precision, device)
+
+
+def with_master_weights(trainer):
+    """`trainer` whose optimizer is AdamW over fp32 master copies (with the Trainer's own AdamW settings) where
+    the model is not fp32. Set after construction: TRL's DPOTrainer does not pass `optimizer_cls_and_kwargs`."""
+    import torch
+
+    from components.pretrain.optim import MasterWeightsAdamW
+
+    if any(p.dtype != torch.float32 for p in trainer.model.parameters()):
+        _, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, trainer.model)
+        trainer.optimizer_cls_and_kwargs = (MasterWeightsAdamW, kwargs)
+    return trainer
+
+
+def master_weights_into_model(trainer) -> None:
+    """After training with `master_optimizer`: the model in fp32 with the master weights (what is saved)."""
+    from components.pretrain.optim import MasterWeightsAdamW
+
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it
+    if isinstance(optimizer, MasterWeightsAdamW):
+        trainer.model.float()
+        optimizer.write_back()
+
+
+def load_model(model_dir: str, cfg: AlignConfig, tokenizer):
+    """A causal LM in `weights_dtype(cfg)` on this worker's device, attending within each conversation of a
+    padding-free batch (`packed_attention`), its generation config set to the tokenizer's eos and pad."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    from components.align import packed_attention
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=weights_dtype(cfg),
+                                                 attn_implementation=packed_attention.NAME)
     for conf in (model.config, model.generation_config):
         conf.eos_token_id, conf.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     if cfg.use_gpu:  # scoring and sample replies before training run on the GPU too

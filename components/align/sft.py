@@ -32,6 +32,7 @@ from components.align.runner import (
     report_final,
     train_phases,
     training_args,
+    with_master_weights,
     worker_setup,
 )
 from components.align.timing import Phases
@@ -75,8 +76,9 @@ def build_trainer(cfg: AlignConfig, model, tokenizer, train, heldout, output_dir
     # conversation longer than cfg.max_length, so there is nothing to cut
     args = SFTConfig(**base, learning_rate=cfg.sft_lr, max_length=cfg.max_length if cfg.packing else None,
                      packing=cfg.packing, packing_strategy="bfd", padding_free=True, assistant_only_loss=True)
-    return FusedSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=heldout,
-                           processing_class=tokenizer)
+    trainer = FusedSFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=heldout,
+                              processing_class=tokenizer)
+    return with_master_weights(trainer)
 
 
 def worker(config: dict) -> None:

@@ -4,6 +4,9 @@ A bf16 model computes without autocast's per-matmul casts; its updates are appli
 (a plain bf16 weight would swallow updates smaller than its precision) and copied back once per
 optimizer step. For an fp32 model (or FSDP, which keeps fp32 shards itself) the master weights are
 the parameters themselves and nothing is copied. Clipping uses the fp32 gradients.
+
+`MasterWeightsAdamW` is the same idea as a `torch.optim.AdamW`, for trainers that own the loop and want a
+torch optimizer (the HF Trainer of SFT and DPO: its scheduler, clipping and checkpoints work unchanged).
 """
 
 from __future__ import annotations
@@ -34,13 +37,7 @@ class MasterAdamW:
     def step(self, max_norm: float) -> float:
         """Clip the gradients to `max_norm`, take one AdamW step; returns the norm before clipping."""
         if self.copies:
-            for p, m in zip(self.params, self.master, strict=True):
-                if p.grad is None:
-                    m.grad = None
-                elif m.grad is None:
-                    m.grad = p.grad.float()
-                else:
-                    m.grad.copy_(p.grad)
+            take_grads(self.params, self.master)
         norm = torch.nn.utils.clip_grad_norm_(self.master, max_norm, foreach=True)
         self.inner.step()
         if self.copies:
@@ -61,6 +58,46 @@ class MasterAdamW:
             m.copy_(weights[name])
         if self.copies:
             torch._foreach_copy_(self.params, self.master)
+
+
+class MasterWeightsAdamW(torch.optim.AdamW):
+    """torch AdamW over fp32 copies of a low-precision model's parameters: `step()` takes the model's gradients
+    into the copies, steps them and writes the weights back; `zero_grad()` clears the model's gradients."""
+
+    def __init__(self, params, **kwargs):
+        groups = [g if isinstance(g, dict) else {"params": [g]} for g in params]
+        self.model_params = [p for g in groups for p in g["params"]]
+        self.masters = [torch.nn.Parameter(p.detach().float().clone()) for p in self.model_params]
+        copies = iter(self.masters)
+        super().__init__([{**g, "params": [next(copies) for _ in g["params"]]} for g in groups], **kwargs)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        take_grads(self.model_params, self.masters)
+        loss = super().step(closure)
+        self.write_back()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.model_params:
+            p.grad = None
+        super().zero_grad(set_to_none)
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy the fp32 weights into the model's parameters (of any dtype: also after `model.float()`)."""
+        torch._foreach_copy_(self.model_params, self.masters)
+
+
+def take_grads(params: list[torch.Tensor], master: list[torch.Tensor]) -> None:
+    """The model's gradients into the fp32 copies' (a buffer reused from step to step)."""
+    for p, m in zip(params, master, strict=True):
+        if p.grad is None:
+            m.grad = None
+        elif m.grad is None:
+            m.grad = p.grad.float()
+        else:
+            m.grad.copy_(p.grad)
 
 
 def _fused_ok(fused: bool | None, params: list[torch.Tensor]) -> bool | None:
