@@ -9,6 +9,7 @@ metrics; every rank calls `ray.train.report` at the same steps.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,12 +33,15 @@ from components.pretrain.runtime import (
     CausalLMLoss,
     all_mean,
     all_sum,
+    compile_blocker,
     compute_dtype,
     fsdp_layer,
     place,
     wrap,
 )
 from components.pretrain.schedule import make_scheduler
+
+log = logging.getLogger("dsllm.pretrain")
 
 
 @dataclass
@@ -97,7 +101,9 @@ class Run:
                               dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
         apply_activation_checkpointing(self.lm, cfg.activation_checkpointing)
-        if cfg.compile:
+        if cfg.compile and (blocker := compile_blocker(self.where.device)):
+            log.warning("pretrain.compile is on but this worker trains eagerly: %s", blocker)
+        elif cfg.compile:
             for layer in self.lm.model.layers:
                 layer.compile()
         self.net = wrap(CausalLMLoss(self.lm), self.where, cfg.strategy, self.dtype)

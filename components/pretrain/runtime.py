@@ -8,6 +8,8 @@ CPUs bf16 matmul is emulated and many times slower than fp32, so fp32 is used th
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -101,6 +103,17 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
+def compile_blocker(device: torch.device) -> str | None:
+    """Why torch.compile cannot run on `device` here, or None: inductor builds C++ kernels for a CPU, which needs
+    a C++ compiler (a laptop may have none; GPUs get Triton kernels, shipped with CUDA builds of torch)."""
+    if device.type != "cpu":
+        return None
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    if any(shutil.which(c) for c in candidates):
+        return None
+    return f"no C++ compiler for inductor's CPU kernels ({' or '.join(candidates)} not found)"
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:

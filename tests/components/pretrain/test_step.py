@@ -65,3 +65,23 @@ def _compare(inputs, tmp_path, precision, tolerance, compiled=False):
     reference = _reference_losses(run, 12, autocast=precision == "bf16")
     assert ours[-1] < ours[0] - 0.5
     assert ours == pytest.approx(reference, rel=tolerance)
+
+
+def test_compile_without_a_cpp_compiler_trains_eagerly_and_says_why(inputs, tmp_path, monkeypatch, caplog):
+    """pretrain.compile on a machine without a C++ compiler (inductor's CPU kernels need one): a warning and
+    the eager step, not a crash at the first step."""
+    from components.pretrain.runtime import compile_blocker
+
+    assert compile_blocker(torch.device("cpu")) is None  # this machine has one (the compiled case above)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on it
+    assert "no C++ compiler" in compile_blocker(torch.device("cpu"))
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert "/nonexistent/c++" in compile_blocker(torch.device("cpu"))
+    spec, _ = plan(tiny_model(inputs), tiny_train(compile=True), inputs["pack"], inputs["tokenizer"], tmp_path / "ckpt")
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    run = Run(spec)
+    assert run.train_step()["loss"] > 0
+    assert counters["stats"]["unique_graphs"] == 0
+    assert "trains eagerly: no C++ compiler" in caplog.text
