@@ -41,7 +41,8 @@ from components.config import AlignConfig
 from components.sources.benchmarks import fingerprint
 
 DPO_ONLY = {"dpo_datasets", "dpo_epochs", "dpo_lr", "dpo_beta", "max_dpo_pairs", "dpo_precompute_ref"}
-HELDOUT_SAMPLES_PER_LANG = 2  # held-out prompts added to the configured sample prompts, per language
+HELDOUT_SAMPLES_PER_LANG = 8  # held-out prompts added to the configured sample prompts, per language: the
+# gate's chat rates (language match, stop rate) come from these replies, so 4 + 16 of them, not 4 + 4
 
 
 def model_dir(artifact: Path) -> Path:

@@ -8,8 +8,6 @@ CPUs bf16 matmul is emulated and many times slower than fp32, so fp32 is used th
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -105,15 +103,20 @@ def native_bf16(device: torch.device) -> bool:
     return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
+@functools.cache
 def compile_blocker(device: torch.device) -> str | None:
-    """Why torch.compile cannot run on `device` here, or None: inductor builds C++ kernels for a CPU, which needs
-    a C++ compiler (a laptop may have none; GPUs get Triton kernels, shipped with CUDA builds of torch)."""
-    if device.type != "cpu":
-        return None
-    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
-    if any(shutil.which(c) for c in candidates):
-        return None
-    return f"no C++ compiler for inductor's CPU kernels ({' or '.join(candidates)} not found)"
+    """Why torch.compile cannot run on `device` here, or None. A tiny function is compiled to find out: on a CPU,
+    inductor builds C++ kernels, which needs a C++ compiler and Python's headers (a laptop may lack either)."""
+    try:
+        torch.compile(_compile_probe, dynamic=False)(torch.ones(4, device=device))
+    except Exception as exc:  # whatever the toolchain says, the step can run eagerly
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"torch.compile failed on a probe ({type(exc).__name__}: {first[:300]})"
+    return None
+
+
+def _compile_probe(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.silu(x) * 2 + 1
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
