@@ -55,9 +55,10 @@ def model_dir(artifact: Path) -> Path:
 
 
 def balanced(prompts: list[list[dict]], n: int) -> list[list[dict]]:
-    """Up to n prompts, alternating Chinese and English ones while both last."""
+    """Up to n distinct prompts, alternating Chinese and English ones while both last (preference sets repeat a
+    prompt with other replies: each counts once)."""
     by_lang: dict[str, list] = {"zh": [], "en": []}
-    for p in prompts:
+    for p in {json.dumps(p, ensure_ascii=False, sort_keys=True): p for p in prompts}.values():
         by_lang[language(p[-1]["content"])].append(p)
     mixed = [p for pair in zip(by_lang["en"], by_lang["zh"], strict=False) for p in pair]
     rest = by_lang["en"][len(mixed) // 2:] + by_lang["zh"][len(mixed) // 2:]

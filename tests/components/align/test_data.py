@@ -93,3 +93,16 @@ def test_language_pairs_prefer_the_reply_in_the_users_language():
     assert load("dpo_language") == loaded  # the same pairs every time
     with pytest.raises(ValueError, match="dpo_datasets"):
         load("dpo_language", "sft")
+
+
+def test_sample_prompts_alternate_languages_and_count_each_prompt_once():
+    from components.align.sft import balanced
+
+    def user(text: str) -> list[dict]:
+        return [{"role": "user", "content": text}]
+
+    en, zh = [user(f"Question number {i}?") for i in range(3)], [user(f"第{i}个问题是什么？") for i in range(3)]
+    prompts = en + zh + en[:2] + zh[:1]  # a preference set repeats prompts with other replies
+    picked = balanced(prompts, 10)
+    assert picked == [en[0], zh[0], en[1], zh[1], en[2], zh[2]]
+    assert balanced(prompts, 3) == [en[0], zh[0], en[1]]
