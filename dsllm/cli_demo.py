@@ -82,12 +82,33 @@ def deploy(model: Annotated[str, typer.Option(help="registered model name")] = "
     use_services()  # the flow run shows in the Prefect UI when `dsllm up` runs
     from flows.demo import deploy_demo
 
+    if alias == "approved" and (why := _nothing_approved(model)):
+        console.print(f"[red]The demo has nothing to serve: {why}.[/red]\nThe pipeline's summary above holds the "
+                      f"gate's decision table. `dsllm promote {model} N` approves version N by hand; "
+                      f"`dsllm demo up --model models:/{model}/N` serves it without approval.")
+        raise typer.Exit(1)
     try:
         version = deploy_demo(model=model, alias=alias)
     except (ServiceError, ValueError, LookupError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     console.print(_last_screen(model, alias, version))
+
+
+def _nothing_approved(model: str) -> str | None:
+    """Why no version of `model` is approved (the gate's reasons), or None when one is (or the registry cannot
+    tell: the flow then reports what it finds)."""
+    from components.home import mlflow_client
+    from components.registry.audit import alias_version
+    from flows.summary import serving_reason
+
+    try:
+        client = mlflow_client(Home.resolve())
+        if alias_version(client, model, "approved") is not None:
+            return None
+        return serving_reason(client, model).removeprefix("nothing: ")
+    except Exception:  # noqa: BLE001 - a registry that does not answer is the flow's to report
+        return None
 
 
 def _last_screen(model: str, alias: str, version: str | None) -> Table:

@@ -113,3 +113,23 @@ def test_demo_line_says_a_demo_still_on_the_old_version_switches_at_its_next_che
     assert "moved back" not in line
     served["version"] = "2"
     assert summary.demo_line(registry).endswith("v2: the newest version, approved (6 bars met)")
+
+
+def test_demo_deploy_with_nothing_approved_says_why_and_runs_no_flow(registry, monkeypatch):
+    """`make pipeline` ends on `dsllm demo deploy`: when the gate approved nothing, its last words are the gate's
+    reasons and what to do, not a flow's traceback."""
+    import flows.demo
+    from dsllm import cli
+
+    called = []
+    monkeypatch.setattr(cli, "use_services", lambda: None)
+    monkeypatch.setattr(flows.demo, "deploy_demo", lambda **kw: called.append(kw))
+    registry.delete_registered_model_alias(summary.CHAT, "approved")
+    result = CliRunner().invoke(cli.app, ["demo", "deploy"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1 and called == []
+    text = " ".join(result.output.split())
+    assert "The demo has nothing to serve: no version of dsllm-chat is approved" in text
+    assert f"v2 was rejected by the gate: {REASON}" in text and "dsllm promote dsllm-chat N" in text
+    registry.set_registered_model_alias(summary.CHAT, "approved", "1")
+    CliRunner().invoke(cli.app, ["demo", "deploy"])  # approved again: the flow runs
+    assert called == [{"model": summary.CHAT, "alias": "approved"}]
