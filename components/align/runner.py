@@ -215,7 +215,7 @@ def with_master_weights(trainer):
 
 
 def master_weights_into_model(trainer) -> None:
-    """After training with `master_optimizer`: the model in fp32 with the master weights (what is saved)."""
+    """After training `with_master_weights`: the model in fp32 with the master weights (what is saved)."""
     from components.pretrain.optim import MasterWeightsAdamW
 
     optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it

@@ -16,6 +16,7 @@ import pytest
 from components.align import dpo, sft
 from components.align.chat import preference
 from components.align.prepare import read_jsonl
+from components.align.report import language
 from components.artifacts import ArtifactStore
 from components.config import AlignConfig
 from components.home import STAGE_RUN_ENV, Home
@@ -87,7 +88,10 @@ def test_sft_counts_and_report(aligned):
     assert c["seconds"]["ray_fit"] >= worker["train"] >= worker["train.steps"] > 0 and worker["train.monitor"] > 0
     report = aligned["sft"].path + "/report"
     rows = json.loads(open(report + "/samples_before_after.json").read())
-    assert {r["lang"] for r in rows} == {"en", "zh"} and len(rows) == len(aligned["cfg"].sample_prompts) + 4
+    configured = [language(p) for p in aligned["cfg"].sample_prompts]
+    held = {lang: sum(r["lang"] == lang for r in rows) - configured.count(lang) for lang in ("en", "zh")}
+    assert held == {"en": sft.HELDOUT_SAMPLES_PER_LANG, "zh": sft.HELDOUT_SAMPLES_PER_LANG}  # distinct held-out ones
+    assert len({r["prompt"] for r in rows}) == len(rows)
     for name in ("samples_before_after.md", "curves.png", "repetition.json"):
         assert (aligned["home"].artifacts / "sft" / aligned["sft"].key / "report" / name).stat().st_size > 0
 
