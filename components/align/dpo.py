@@ -170,4 +170,5 @@ def key_config(cfg: AlignConfig) -> dict:
 
 
 # v3: the key covers the eval sets available to decontamination
-STAGE = StageSpec("dpo", 3, work, key_config, config=AlignConfig, section=attrgetter("align"))
+# v4: `precision` (bf16 weights with fp32 masters where native), 4 + 16 distinct sample replies
+STAGE = StageSpec("dpo", 4, work, key_config, config=AlignConfig, section=attrgetter("align"))

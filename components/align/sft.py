@@ -168,4 +168,5 @@ def key_config(cfg: AlignConfig) -> dict:
 
 
 # v3: gsm8k_train optional; the key covers the eval sets available (decontamination, optional sets)
-STAGE = StageSpec("sft", 3, work, key_config, config=AlignConfig, section=attrgetter("align"))
+# v4: `precision` (bf16 weights with fp32 masters where native), per-conversation attention, 4 + 16 sample replies
+STAGE = StageSpec("sft", 4, work, key_config, config=AlignConfig, section=attrgetter("align"))

@@ -62,10 +62,10 @@ def test_a_step_takes_its_spec_s_section_and_the_uris_of_its_inputs():
     assert PIPELINE_STAGES[-1] == "register" and not step("register").spec
 
 
-PINNED_KEYS = {  # the tiny preset's keys before every work took one typed config (issue 16): a cache hit stays one
+PINNED_KEYS = {  # the tiny preset's keys since every work took one typed config (issue 16; sft and dpo v4: issue 15)
     "corpus": "a3789143319e5e05caca6feb", "data": "afaa87aa0c1449575d1aa6bc", "tokenizer": "e799bee74c9fe0514c6079c3",
-    "pack": "dfdb242976676cd37057083a", "pretrain": "3c1ab8d1f3e3e663f3d7f447", "sft": "8666ddcbe14b72e7870dcf9f",
-    "dpo": "8b310791165c6ec2aaab4958", "evaluate": "72458c1e93e0acfd3e12a122", "scaling": "7bc25223c192ea3cd1d79e9d",
+    "pack": "dfdb242976676cd37057083a", "pretrain": "3c1ab8d1f3e3e663f3d7f447", "sft": "84ae454ffd9a829bfd5b16a5",
+    "dpo": "1cc128161ae83ff31aa9ac2b", "evaluate": "72458c1e93e0acfd3e12a122", "scaling": "7bc25223c192ea3cd1d79e9d",
     "registered_model": "e3a8cf1b117c97da4fc30822"}
 
 
