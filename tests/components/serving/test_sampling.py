@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from components.serving.sampling import next_tokens, nucleus_threshold
+from components.serving.sampling import BLOCK, first_past, next_tokens, nucleus_threshold
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +50,17 @@ def test_sampled_tokens_follow_the_distribution_inside_the_nucleus():
     counts = torch.bincount(torch.cat([next_tokens(logits, [row]) for _ in range(2000)]), minlength=4)
     assert counts[2] == counts[3] == 0  # outside the nucleus (0.6 + 0.3 covers 0.85)
     assert 0.6 < counts[0] / 2000 < 0.73  # 0.6 / 0.9 renormalised
+
+
+@pytest.mark.parametrize("width", [7, BLOCK, 3 * BLOCK + 5, 8000])
+def test_first_past_finds_what_a_full_running_sum_finds(width):
+    gen = torch.Generator().manual_seed(width)
+    weights = torch.rand(16, width, generator=gen, dtype=torch.float64)
+    weights[weights < 0.4] = 0  # tokens outside a nucleus
+    targets = torch.rand(16, generator=gen, dtype=torch.float64) * weights.sum(-1)
+    expected = torch.searchsorted(weights.cumsum(-1), targets[:, None], right=True)[:, 0]
+    assert torch.equal(first_past(weights, targets), expected)  # float64: no rounding to tell them apart
+    assert torch.equal(first_past(weights, targets / weights.sum(-1), of_total=True), expected)
+    ends = first_past(weights.float(), torch.ones(16), of_total=True)  # the very end of each row, in float32
+    assert (weights[torch.arange(16), ends] > 0).all()  # a draw never lands on a token of weight 0
+    assert torch.equal(ends, torch.tensor([int(torch.nonzero(r).max()) for r in weights]))
