@@ -140,7 +140,12 @@ class PretrainConfig(StageConfig):
     """Pretraining on Ray Train with the DeepSeek multi-step schedule."""
 
     total_tokens: int = Field(default=2_000_000, ge=1000)
-    """Training tokens (D)."""
+    """Training tokens (D); with `time_budget_min`, the most the run may train."""
+    time_budget_min: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Train for about this many minutes instead of a fixed token count: after the warmup steps the workers time
+    a step, an evaluation and a checkpoint and set the run's length to what fits (at most `total_tokens`). The
+    decision is kept beside the checkpoints (a resumed run keeps it) and in the stage's counts. The same config
+    then trains more tokens on a faster machine: the artifact's key holds the budget, not the tokens."""
     batch_tokens: int = Field(default=16_384, ge=16)
     """Global batch size in tokens."""
     micro_batch: int = Field(default=16, ge=1)

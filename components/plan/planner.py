@@ -68,16 +68,20 @@ def largest_micro_batch(cfg: PipelineConfig, cluster: Cluster, base: Layout, div
 
 
 def speed(cfg: PipelineConfig, cluster: Cluster, mfu: float, checkpointing: str) -> dict:
-    """Tokens/s at `mfu`, the FLOPs executed with recomputation, and time and device-hours to the tokens."""
+    """Tokens/s at `mfu`, the FLOPs executed with recomputation, and time and device-hours to the tokens (those a
+    time budget holds, when the config has one)."""
     m, seq = cfg.model, cfg.pack.seq_len
     model_flops = model_flops_per_token(m, seq, total_params(m))
     recompute = recompute_flops(m, seq, checkpointing)
     tokens_per_s = mfu * cluster.accelerator.peak_flops * cluster.count / model_flops
-    seconds = cfg.pretrain.total_tokens / tokens_per_s
+    tokens = cfg.pretrain.total_tokens
+    if cfg.pretrain.time_budget_min:
+        tokens = min(tokens, int(cfg.pretrain.time_budget_min * 60 * tokens_per_s))
+    seconds = tokens / tokens_per_s
     return {"mfu": mfu, "model_flops_per_token": model_flops, "executed_flops_per_token": model_flops + recompute,
             "hardware_utilisation": mfu * (model_flops + recompute) / model_flops, "tokens_per_s": tokens_per_s,
-            "seconds": seconds, "device_hours": seconds / 3600 * cluster.count, "tokens": cfg.pretrain.total_tokens,
-            "compute": flops_per_token(m, seq) * cfg.pretrain.total_tokens}
+            "seconds": seconds, "device_hours": seconds / 3600 * cluster.count, "tokens": tokens,
+            "compute": flops_per_token(m, seq) * tokens}
 
 
 def plan(cfg: PipelineConfig, cluster: Cluster, mfu: float = 0.4, strategy: str | None = None,

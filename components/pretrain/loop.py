@@ -108,7 +108,8 @@ class Run:
                 layer.compile()
         self.net = wrap(CausalLMLoss(self.lm), self.where, cfg.strategy, self.dtype)
         self.opt = MasterAdamW(list(self.lm.named_parameters()), cfg.lr, cfg.weight_decay)
-        self.sched = make_scheduler(self.opt.inner, spec.total_steps, cfg.warmup_steps, cfg.schedule,
+        self.total_steps = spec.total_steps  # the run's length; a time budget sets it after the warmup
+        self.sched = make_scheduler(self.opt.inner, lambda: self.total_steps, cfg.warmup_steps, cfg.schedule,
                                     cfg.min_lr_ratio)
         self.step, self.tokens = 0, 0
         self.flops_per_token = model_flops_per_token(spec.model_cfg, spec.seq_len, self.params["total"])
@@ -171,6 +172,14 @@ class Run:
             out[bucket] = float(sums[2 * i] / sums[2 * i + 1]) if sums[2 * i + 1] > 0 else float("nan")
         return out
 
+    def set_total_steps(self, steps: int) -> None:
+        """Change the run's length (a time budget's decision); the next step's LR follows the new length."""
+        self.total_steps = steps
+        lrs = [base * factor(self.sched.last_epoch) for base, factor in zip(self.sched.base_lrs, self.sched.lr_lambdas)]
+        for group, lr in zip(self.opt.inner.param_groups, lrs):
+            group["lr"] = lr
+        self.sched._last_lr = lrs
+
     # ---- state ---------------------------------------------------------------------------------
     def _state_fns(self):
         if not self.sharded:
@@ -219,11 +228,11 @@ class Run:
 
     def describe(self) -> dict:
         """Run-level facts for the tracking store: accounting and layout."""
-        acc = accounting(self.spec.model_cfg, self.spec.seq_len, self.spec.total_steps * self.spec.cfg.batch_tokens,
+        acc = accounting(self.spec.model_cfg, self.spec.seq_len, self.total_steps * self.spec.cfg.batch_tokens,
                          self.params)
         return {**{f"accounting.{k}": v for k, v in acc.items()}, "run.precision": str(self.dtype).split(".")[-1],
                 "run.world_size": self.where.world, "run.grad_accumulation": self.accum,
-                "run.total_steps": self.spec.total_steps, "run.device": self.where.device.type,
+                "run.total_steps": self.total_steps, "run.device": self.where.device.type,
                 "run.threads": torch.get_num_threads(), "run.omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
     def peak_flops(self) -> tuple[float, str]:

@@ -90,6 +90,9 @@ class ProgressMonitor:
         new = [r for r in self._new_records() if r.get("step", 0) > 0]
         if new:
             self._latest = new[-1]
+            if (steps := self._latest.get("total_steps")) and steps != self.total_steps:  # a time budget decided
+                self.total_tokens = self.total_tokens // self.total_steps * steps
+                self.total_steps = self._bar.total = steps
             self._times.extend(r.get("step_s", 0.0) for r in new)
             self._times = self._times[-20:]
             self._bar.update(self._latest["step"] - self._bar.n)

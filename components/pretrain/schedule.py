@@ -9,6 +9,7 @@ warmup to r·peak at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -30,8 +31,10 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str = "m
     raise ValueError(f"Unknown schedule {schedule!r}: use 'multistep' or 'cosine'")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, schedule: str,
-                   min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """A `LambdaLR` over `lr_factor` (its state is the step, saved with checkpoints)."""
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int | Callable[[], int], warmup_steps: int,
+                   schedule: str, min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """A `LambdaLR` over `lr_factor` (its state is the step, saved with checkpoints). `total_steps` may be a
+    function: a run sized by a time budget knows its length only after its warmup (components.pretrain.budget)."""
+    total = total_steps if callable(total_steps) else lambda: total_steps
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule, min_ratio))
+        optimizer, lambda step: lr_factor(step, total(), warmup_steps, schedule, min_ratio))

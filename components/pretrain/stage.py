@@ -28,7 +28,8 @@ NOT_IN_KEY = {"eval_every", "checkpoint_every", "val_batches", "num_workers", "u
 
 
 def key_config(cfg: PretrainStageConfig) -> dict:
-    return {"model": cfg.model, "pretrain": cfg.pretrain.model_dump(mode="json", exclude=NOT_IN_KEY),
+    unset = {"time_budget_min"} if cfg.pretrain.time_budget_min is None else set()  # keys from before the field
+    return {"model": cfg.model, "pretrain": cfg.pretrain.model_dump(mode="json", exclude=NOT_IN_KEY | unset),
             "seq_len": cfg.seq_len}
 
 

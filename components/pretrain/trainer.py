@@ -14,6 +14,7 @@ resumes on another. metrics.jsonl, the heartbeats and the final model stay in a 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ from components import preflight, ray_setup, storage
 from components.config import ModelConfig, PretrainConfig
 from components.home import Home, stage_mlflow_run
 from components.model import accounting, build_model, count_parameters
-from components.pretrain import failures
+from components.pretrain import budget, failures
 from components.pretrain.checks import check_batch, check_pack, check_seq_len, check_tokenizer
 from components.pretrain.loop import RunSpec
 from components.pretrain.metrics import read
@@ -171,9 +172,13 @@ def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path | str, toke
     tokenizer.save_pretrained(str(out_dir / "hf"))
     records = read(ckpt / "metrics.jsonl")
     shutil.copy2(ckpt / "metrics.jsonl", out_dir / "metrics.jsonl")
+    decision = budget.read(spec.ckpt_dir) if cfg.time_budget_min else None
+    steps = decision.steps if decision else spec.total_steps
     params = count_parameters(build_model(model, device="meta"))
-    acc = accounting(model, spec.seq_len, spec.total_steps * cfg.batch_tokens, params)
+    acc = accounting(model, spec.seq_len, steps * cfg.batch_tokens, params)
     write_report(records, acc, out_dir / "report")
+    if decision:
+        (out_dir / budget.FILE).write_text(json.dumps(asdict(decision), indent=2))
     _log_model(spec, out_dir / "hf")
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -181,4 +186,4 @@ def pretrain(model: ModelConfig, cfg: PretrainConfig, pack_dir: Path | str, toke
             storage.remove(spec.ckpt_dir)
     return {**summary(records), "params": acc["params"], "params_non_embedding": acc["params_non_embedding"],
             "flops_per_token": acc["flops_per_token"], "six_n1": acc["six_n1"], "six_n2": acc["six_n2"],
-            "compute": acc["compute"]}
+            "compute": acc["compute"], **({f"budget.{k}": v for k, v in asdict(decision).items()} if decision else {})}

@@ -56,10 +56,12 @@ def study_ranges(study: dict) -> dict:
 
 
 def as_overrides(rec: dict) -> list[str]:
-    """The recommendation as `--set` overrides of the model and pretrain sections."""
+    """The recommendation as `--set` overrides of the model and pretrain sections (its token count exactly: a preset's
+    time budget is dropped)."""
     model = [f"model.{k}={rec[k]}" for k in ("n_layer", "d_model", "n_head", "n_kv_head", "d_ffn")]
     return model + [f"pretrain.total_tokens={rec['tokens']}", f"pretrain.batch_tokens={rec['batch_tokens']}",
-                    f"pretrain.lr={rec['lr']}", f"pretrain.warmup_steps={rec['warmup_steps']}"]
+                    f"pretrain.lr={rec['lr']}", f"pretrain.warmup_steps={rec['warmup_steps']}",
+                    "pretrain.time_budget_min=null"]
 
 
 def overrides(study: dict, cfg: PipelineConfig, budget: float | None = None, force: bool = False) -> list[str]:

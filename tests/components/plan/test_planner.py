@@ -25,6 +25,13 @@ def test_deepseek_7b_on_64_h100_fits_with_its_micro_batch():
     assert 10 < days < 200 and result["speed"]["tokens"] == 2_000_000_000_000
 
 
+def test_a_time_budget_bounds_the_planned_tokens():
+    cfg = load_config("deepseek_7b", overrides=["pretrain.time_budget_min=1440"])  # a day on 64 H100s
+    speed = plan(cfg, Cluster(accelerator("h100-80gb"), 64))["speed"]
+    assert speed["seconds"] == pytest.approx(86400)
+    assert speed["tokens"] == pytest.approx(86400 * speed["tokens_per_s"], rel=1e-6) and speed["tokens"] < 2e12
+
+
 def test_deepseek_67b_needs_full_checkpointing_on_512_h100():
     cfg = load_config("deepseek_67b")
     cluster = Cluster(accelerator("h100-80gb"), 512)

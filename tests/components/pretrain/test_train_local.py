@@ -120,3 +120,56 @@ def test_killed_run_resumes_from_its_checkpoint(inputs, home, tmp_path, monkeypa
     assert steps == list(range(1, 17))  # steps 6-7 were redone, not duplicated
     assert resumed["final_loss"] == pytest.approx(reference["final_loss"], rel=1e-5)
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+
+
+def steps_take(monkeypatch, seconds: float) -> None:
+    """Make every training step report `seconds` (the time budget reads the steps' own timings)."""
+    original = Run.train_step
+
+    def timed(self):
+        return {**original(self), "step_s": seconds}
+
+    monkeypatch.setattr(Run, "train_step", timed)
+
+
+def test_time_budget_sets_the_run_length_and_a_resume_keeps_it(inputs, home, tmp_path, monkeypatch):
+    from components.pretrain import budget
+    from components.pretrain.schedule import lr_factor
+
+    client, run_id = _mlflow_run(home)
+    monkeypatch.setenv(STAGE_RUN_ENV, run_id)
+    model = tiny_model(inputs)
+    train = tiny_train(cpus_per_worker=1, total_tokens=32 * 512, time_budget_min=0.5, keep_checkpoints=True)
+    steps_take(monkeypatch, 2.0)  # 30 s of 2-s steps: 15 steps less what evaluations and checkpoints cost
+    heal = crash_after_step(monkeypatch, 7)
+    with pytest.raises(Exception, match="simulated crash"):
+        pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
+                 progress=False)
+    decision = budget.read(tmp_path / "ckpt")
+    assert decision.decided_at == 4 and decision.step_s == 2.0  # after the 3 warmup steps and 4 timed ones
+    assert decision.steps == budget.steps_in_budget(30, decision.per_step_s, 4, 32)
+    assert 12 <= decision.steps <= 14
+    heal()
+    steps_take(monkeypatch, 0.5)  # a faster machine now: the resumed run keeps the decision all the same
+    counts = pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
+                      progress=False)
+
+    records = read(tmp_path / "out" / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, decision.steps + 1))
+    assert counts["steps"] == counts["budget.steps"] == decision.steps
+    assert counts["tokens"] == decision.steps * 512
+    # the schedule is the decided length's: the multi-step drops at 80% and 90% of it
+    assert [r["lr"] for r in records] == pytest.approx(
+        [3e-3 * lr_factor(r["step"] - 1, decision.steps, 3) for r in records])
+    assert records[-1]["lr"] == pytest.approx(3e-4)
+    assert json.loads((tmp_path / "out" / budget.FILE).read_text())["steps"] == decision.steps
+    params = client.get_run(run_id).data.params
+    assert int(params["run.total_steps"]) == int(params["budget.steps"]) == decision.steps
+
+
+def test_time_budget_is_in_the_key_only_when_set(inputs):
+    cfg = _config(inputs)
+    assert "time_budget_min" not in stage.key_config(cfg)["pretrain"]  # keys of runs without a budget unchanged
+    budgeted = _config(inputs, time_budget_min=20)
+    assert stage.key_config(budgeted)["pretrain"]["time_budget_min"] == 20
+    assert stage.key_config(budgeted) != stage.key_config(_config(inputs, time_budget_min=30))

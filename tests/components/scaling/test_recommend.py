@@ -42,6 +42,7 @@ def test_small_preset_derived_from_a_study(tmp_path):
     overrides = recommend.overrides(_study(tmp_path), small, budget)
     derived = load_config("small", overrides=overrides)
     assert derived.model.vocab_size == small.model.vocab_size  # the tokenizer stays the preset's
+    assert small.pretrain.time_budget_min and derived.pretrain.time_budget_min is None  # the study's tokens, exactly
     m = flops_per_token(derived.model, derived.pack.seq_len)
     assert m * derived.pretrain.total_tokens <= budget
     assert abs(math.log(m / LAWS["m"](budget))) < 0.4

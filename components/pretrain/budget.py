@@ -1,0 +1,102 @@
+"""Pretraining sized by wall time (`pretrain.time_budget_min`) instead of a fixed token count.
+
+A token count fits one machine only: the small preset's 3M tokens took 20 of its 45 minutes on a
+2-core CPU without bf16 matmul and 5 on one with it. With a budget, the workers train the warmup
+steps (whose learning rate does not depend on the run's length), time those steps, one evaluation
+and one checkpoint, and set the run's length to what fits:
+
+    steps = budget / (step + evaluation / eval_every + checkpoint / checkpoint_every)
+
+capped by `total_tokens`. Every rank takes the same decision (the mean of theirs), and rank 0 writes
+it beside the checkpoints (`budget.json`), so a resumed run trains to the same length. The budget
+covers the training loop (steps, evaluations, checkpoints), not starting the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from components import storage
+
+log = logging.getLogger("dsllm.pretrain")
+
+FILE = "budget.json"
+PROBE_STEPS = 4
+"""Steps timed before deciding; the first of an attempt (allocation, compilation) is not counted."""
+
+
+@dataclass
+class Decision:
+    """How long the run trains, and the timings that decided it."""
+
+    steps: int
+    budget_s: float
+    step_s: float
+    eval_s: float
+    checkpoint_s: float
+    max_steps: int
+    decided_at: int
+
+    @property
+    def per_step_s(self) -> float:
+        return self.step_s + self.eval_s + self.checkpoint_s
+
+    def describe(self, batch_tokens: int) -> str:
+        return (f"time budget {self.budget_s / 60:g} min: {self.step_s:.2f} s per step + evaluation "
+                f"{self.eval_s:.3f} s + checkpoint {self.checkpoint_s:.3f} s (per step) -> {self.steps} steps, "
+                f"{self.steps * batch_tokens:,} tokens (at most {self.max_steps})")
+
+
+def steps_in_budget(budget_s: float, per_step_s: float, done: int, max_steps: int) -> int:
+    """The run's length: as many steps as `budget_s` holds at `per_step_s`, at least the `done` ones."""
+    return max(done, min(max_steps, int(budget_s // per_step_s)))
+
+
+def read(root: str | Path) -> Decision | None:
+    """The decision a previous attempt of this run took, or None."""
+    where = storage.join(str(root), FILE) if storage.is_remote(root) else Path(root) / FILE
+    if not (storage.exists(where) if storage.is_remote(root) else Path(where).is_file()):
+        return None
+    text = storage.read_text(where) if storage.is_remote(root) else Path(where).read_text()
+    return Decision(**json.loads(text))
+
+
+def write(root: str | Path, decision: Decision) -> None:
+    text = json.dumps(asdict(decision), indent=2)
+    if storage.is_remote(root):
+        storage.write_text(storage.join(str(root), FILE), text)
+        return
+    Path(root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(root) / f".{FILE}.tmp"
+    tmp.write_text(text)
+    tmp.replace(Path(root) / FILE)
+
+
+class TimeBudget:
+    """Times the first steps of an attempt and, at `due_step`, decides the run's length."""
+
+    def __init__(self, minutes: float, warmup_steps: int, start_step: int, max_steps: int,
+                 decided: Decision | None = None):
+        self.budget_s, self.max_steps, self.decided = minutes * 60, max_steps, decided
+        self.due_step = max(warmup_steps, start_step + PROBE_STEPS)
+        self._step_s: list[float] = []
+
+    def observe(self, step_s: float) -> None:
+        self._step_s.append(step_s)
+
+    def due(self, step: int) -> bool:
+        return self.decided is None and step >= self.due_step
+
+    def decide(self, step: int, eval_s: float, eval_every: int, checkpoint_s: float, checkpoint_every: int,
+               agree=lambda steps: steps) -> Decision:
+        """Fix the run's length from the timings so far; `agree` makes every rank take the same number."""
+        step_s = statistics.median(self._step_s[1:] or self._step_s)
+        timings = Decision(0, self.budget_s, step_s, eval_s / eval_every, checkpoint_s / checkpoint_every,
+                           self.max_steps, step)
+        steps = agree(steps_in_budget(self.budget_s, timings.per_step_s, step, self.max_steps))
+        self.decided = Decision(**{**asdict(timings), "steps": steps})
+        return self.decided
