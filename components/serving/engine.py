@@ -33,12 +33,15 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from components.serving.cpu_attention import NAME as CPU_FLOAT32_ATTENTION
 from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
 from components.serving.roomy_cache import roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.textstream import ReplyText
 
 log = logging.getLogger(__name__)
+BOOL_MASK_ATTENTION = {"sdpa", CPU_FLOAT32_ATTENTION}
+"""Attention implementations that take a boolean [rows, 1, queries, keys] mask (True: attend) as it is."""
 
 
 class QueueFull(RuntimeError):
@@ -179,7 +182,7 @@ class Engine(Streams):
         ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r.ids)) + r.ids for r in reqs], device=mask.device)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
                             cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-        tokens = next_tokens(logits.float(), reqs).tolist()
+        tokens = next_tokens(logits, reqs).tolist()
         keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
         if keep:
             index = torch.tensor(keep, device=mask.device)
@@ -203,9 +206,9 @@ class Engine(Streams):
 
     def _step(self) -> None:
         self._mask = F.pad(self._mask, (0, 1), value=1)
-        out = self.model(input_ids=self._last[:, None], attention_mask=self._mask, position_ids=self._pos[:, None],
+        out = self.model(input_ids=self._last[:, None], attention_mask=self._step_mask(), position_ids=self._pos[:, None],
                          cache=self._cache, use_cache=True, logits_to_keep=1)
-        tokens = next_tokens(out.logits[:, -1].float(), self._rows).tolist()
+        tokens = next_tokens(out.logits[:, -1], self._rows).tolist()
         self.steps += 1
         self._pos = self._pos + 1
         keep = [i for i, (req, token) in enumerate(zip(self._rows, tokens, strict=True))
@@ -213,6 +216,13 @@ class Engine(Streams):
         if len(keep) < len(self._rows):
             self._select(keep)
         self._last = torch.tensor(tokens, device=self.model.device)[keep] if keep else None
+
+    def _step_mask(self) -> torch.Tensor:
+        """The step's attention mask: for sdpa-style attention the [rows, 1, 1, keys] boolean mask itself, which
+        transformers would otherwise rebuild from the 2-D one at every step (0.18 ms of a 6-ms step at 20 rows)."""
+        if self.model.config._attn_implementation in BOOL_MASK_ATTENTION:
+            return self._mask.bool()[:, None, None, :]
+        return self._mask
 
     def _select(self, keep: list[int]) -> None:
         """Drop the rows that left, then the left padding columns that no remaining row needs."""

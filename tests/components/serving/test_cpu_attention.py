@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.serving.cpu_attention import NAME, float32_sdpa
+from components.serving.cpu_attention import NAME, float32_sdpa, one_query_attention
 from components.serving.engine import Engine
 from components.serving.generate import GenerationSettings, prepare, to_messages
 from tests.components.serving import fixtures as fx
@@ -27,6 +27,23 @@ def test_float32_sdpa_is_sdpa_on_float32_inputs_cast_back():
     out, _ = float32_sdpa(module, q, k, v, mask, scaling=0.25)
     want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=0.25)
     assert out.dtype == torch.bfloat16 and torch.equal(out, want.transpose(1, 2).bfloat16())
+
+
+@pytest.mark.parametrize(("heads", "kv_heads"), [(4, 4), (4, 2), (6, 1)])
+def test_one_query_attention_is_sdpas_with_grouped_heads_and_either_mask(heads, kv_heads):
+    g = torch.Generator().manual_seed(heads * 10 + kv_heads)
+    q = torch.randn(5, heads, 1, 16, generator=g)
+    k, v = (torch.randn(5, kv_heads, 23, 16, generator=g) for _ in range(2))
+    mask = torch.ones(5, 1, 1, 23, dtype=torch.bool)
+    mask[1, ..., :9] = mask[3, ..., :2] = False  # left padding
+    additive = torch.zeros(5, 1, 1, 23).masked_fill(~mask, float("-inf"))
+    rep = heads // kv_heads
+    want = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), attn_mask=mask,
+                                          scale=0.3).transpose(1, 2)
+    for m in (mask, additive):
+        assert torch.allclose(one_query_attention(q, k, v, m, 0.3), want, atol=1e-6)
+    unmasked = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1))
+    assert torch.allclose(one_query_attention(q, k, v, None, None), unmasked.transpose(1, 2), atol=1e-6)
 
 
 def bf16(served):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from components.serving.sampling import BLOCK, first_past, next_tokens, nucleus_threshold
+from components.serving.sampling import BLOCK, first_past, next_tokens, nucleus_threshold, padded_softmax
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +32,27 @@ def test_the_nucleus_keeps_the_tokens_hf_top_p_keeps(top_p):
     theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=1)(None, logits) > float("-inf")
     assert torch.equal(ours, theirs)
     assert ours.sum(-1).min() >= 1
+
+
+def test_the_nucleus_threshold_is_the_float_sorts_with_zeros_and_tiny_probabilities():
+    gen = torch.Generator().manual_seed(3)
+    probs = (torch.randn(8, 3000, generator=gen) * torch.linspace(0.5, 40, 8)[:, None]).softmax(-1)  # down to 1e-40
+    probs[:, :100] = 0  # padding and tokens of weight 0
+    probs /= probs.sum(-1, keepdim=True)
+    assert (probs[probs > 0].min() < 1e-30)
+    for top_p in (0.3, 0.9, 0.999):
+        ascending = probs.sort(-1).values  # the float sort the int32 keys stand for
+        past = torch.searchsorted(ascending.cumsum(-1), torch.full((8, 1), 1 - top_p), right=True)
+        assert torch.equal(nucleus_threshold(probs, torch.full((8,), top_p)), ascending.gather(1, past)[:, 0])
+
+
+def test_padded_softmax_is_the_softmax_then_zeros_to_whole_blocks():
+    logits = torch.randn(3, 1000, generator=torch.Generator().manual_seed(2)).bfloat16()
+    temps = torch.tensor([0.7, 1.0, 1.3])
+    probs = padded_softmax(logits, temps)
+    assert probs.dtype == torch.float32 and probs.shape == (3, 1024)
+    assert torch.allclose(probs[:, :1000], (logits.float() / temps[:, None]).softmax(-1), rtol=1e-6, atol=1e-9)
+    assert torch.equal(probs[:, 1000:], torch.zeros(3, 24))
 
 
 def test_a_row_draws_the_same_token_alone_and_in_a_batch():
