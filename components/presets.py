@@ -73,11 +73,14 @@ def small() -> PipelineConfig:
         sources=SourcesConfig(max_chars_per_source=6_000_000),
         tokenizer=TokenizerConfig(vocab_size=8000, sample_chars=8_000_000),
         pack=PackConfig(seq_len=256),
-        # Sized for the 45-min budget on 2 CPU cores (no bf16 hardware): ~7M parameters, 3M tokens (~20 min).
+        # ~7M parameters, pretrained for 25 minutes (`time_budget_min`) rather than a token count: on 2 cores that is
+        # ~3.5M tokens without bf16 matmul (AVX2, fp32, ~2.3k tokens/s; the other stages take ~13 min there) and
+        # ~15M with it (AVX512-BF16, ~10k tokens/s), so the run fits 45 min on both and spends most of it learning.
+        # At most the pack's one epoch (16.6M tokens).
         model=ModelConfig(n_layer=4, d_model=256, n_head=4, n_kv_head=4, d_ffn=688, vocab_size=8000,
                           max_seq_len=256),
-        pretrain=PretrainConfig(total_tokens=3_000_000, batch_tokens=16_384, micro_batch=16, lr=2e-3,
-                                warmup_steps=10, eval_every=20, checkpoint_every=40),
+        pretrain=PretrainConfig(total_tokens=16_000_000, time_budget_min=25, batch_tokens=16_384, micro_batch=16,
+                                lr=2e-3, warmup_steps=10, eval_every=20, checkpoint_every=40),
         # SFT at ~1.4k tokens/s on the same cores (both threads): 1,600 conversations × 2 epochs ≈ 8 min, so that
         # pretraining keeps over 60% of the run.
         align=AlignConfig(sft_epochs=2, sft_lr=2e-4, max_length=256, max_answer_tokens=160, max_sft_examples=1600,

@@ -59,12 +59,8 @@ def padded_softmax(logits: torch.Tensor, temperatures: torch.Tensor) -> torch.Te
 
 def nucleus_threshold(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Per row, the smallest probability inside the nucleus: as HF's top-p warper, the least likely tokens
-    go while their total stays <= 1 - top_p, and the most likely token always stays.
-
-    Sorted as int32: the bits of non-negative float32 numbers order as the numbers do, and numpy sorts int32 with
-    SIMD about 6x faster than float32 (38 against 219 us for 20 rows of 8064; 2026-12-05, the 2-core EPYC)."""
-    keys = np.ascontiguousarray(probs.numpy()).view(np.int32)
-    ascending = torch.from_numpy(np.sort(keys, axis=-1).view(np.float32))
+    go while their total stays <= 1 - top_p, and the most likely token always stays."""
+    ascending = torch.from_numpy(np.sort(probs.numpy(), axis=-1))
     return ascending.gather(1, first_past(ascending, (1 - top_p).to(probs.dtype))[:, None]).squeeze(1)
 
 
