@@ -4,7 +4,8 @@ One `Engine` per loaded model (a hot-swap makes a new one; the old one finishes 
 thread ends). `submit(ids, ...)` queues a request; a background thread runs the loop:
 
 1. new requests join at a step boundary (up to `max_batch` in flight): their prompts are prefilled
-   together in one forward (left-padded, masked, each row at its own positions, a fresh
+   together in one forward (after the keys/values of the prompt prefix they share, the chat template and
+   system prompt, computed once: `shared_prefix`; left-padded, masked, each row at its own positions, a fresh
    `DynamicCache` whose layers keep spare columns: `roomy_cache`, so a step writes in place instead
    of copying the cache) and each one's first token sampled, then their keys/values are left-padded to
    the batch's cache length and stacked onto the batch (20 joiners cost one forward, not 20);
@@ -37,6 +38,7 @@ from components.serving.cpu_attention import NAME as CPU_FLOAT32_ATTENTION
 from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
 from components.serving.roomy_cache import roomy_cache
 from components.serving.sampling import next_tokens
+from components.serving.shared_prefix import KeysValues, SharedPrefix
 from components.serving.textstream import ReplyText
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class Engine(Streams):
         self._rows: list[Request] = []
         self._cache: DynamicCache | None = None
         self._mask = self._pos = self._last = None
+        self._prefix = SharedPrefix(self._prefill_prefix)
         self.steps = 0
 
     # -- requests ---------------------------------------------------------------------------------
@@ -171,17 +174,37 @@ class Engine(Streams):
                     self._rows, self._cache = [], None
 
     def _join(self, joining: list[Request]) -> None:
-        """Prefill every new prompt in one left-padded forward, sample each one's first token, stack the rest."""
+        """Prefill the new prompts, sample each one's first token, stack the rest onto the batch. Those that start
+        with the shared prefix (`shared_prefix`) start from a copy of its keys/values; the others prefill whole."""
         for req in joining:
             if req.cancelled:
                 self._finish(req, "cancelled")
         reqs = [req for req in joining if not req.finished]
         if not reqs:
             return
-        cache, mask = roomy_cache(self.model.config, self._cache_dtype), _left_padded_mask(reqs, self.model.device)
-        ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r.ids)) + r.ids for r in reqs], device=mask.device)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
-                            cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        self._prefix.learn([req.ids for req in reqs])
+        shared = [req for req in reqs if self._prefix.covers(req.ids)]
+        whole = [req for req in reqs if not self._prefix.covers(req.ids)]
+        for group, prefix in ((shared, self._prefix), (whole, None)):
+            if group:
+                self._prefill(group, prefix)
+
+    def _prefill(self, reqs: list[Request], prefix: SharedPrefix | None) -> None:
+        """One left-padded forward over the prompts (after the prefix's keys/values when given), each row at its
+        own positions; then each one's first token, and the rows that go on join the batch."""
+        cache, start = roomy_cache(self.model.config, self._cache_dtype), 0
+        if prefix is not None:
+            start = len(prefix.ids)
+            for layer, (keys, values) in zip(cache.layers, prefix.rows(len(reqs)), strict=True):
+                layer.update(keys, values)
+        rest = [req.ids[start:] for req in reqs]
+        mask = _left_padded_mask(rest, self.model.device)
+        ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r)) + r for r in rest], device=mask.device)
+        positions = start + (mask.cumsum(1) - 1).clamp(min=0)
+        if start:
+            mask = torch.cat([mask.new_ones(len(reqs), start), mask], dim=1)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                            logits_to_keep=1).logits[:, -1]
         tokens = next_tokens(logits, reqs).tolist()
         keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
         if keep:
@@ -189,6 +212,14 @@ class Engine(Streams):
             if len(keep) < len(reqs):
                 cache.batch_select_indices(index)
             self._stack([reqs[i] for i in keep], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
+
+    def _prefill_prefix(self, ids: list[int]) -> KeysValues:
+        """The keys/values of `ids` alone (one row, positions from 0): the shared prefix's."""
+        cache = roomy_cache(self.model.config, self._cache_dtype)
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([ids], device=self.model.device), cache=cache, use_cache=True,
+                       position_ids=torch.arange(len(ids), device=self.model.device)[None], logits_to_keep=1)
+        return [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
 
     def _stack(self, reqs: list[Request], cache: DynamicCache, mask: torch.Tensor, last: torch.Tensor) -> None:
         """Add prefilled requests to the batch: both sides left-padded to the longer cache."""
@@ -280,9 +311,9 @@ def room_for_reply(ids: list[int], context: int) -> int:
     return context - len(ids)
 
 
-def _left_padded_mask(reqs: list[Request], device) -> torch.Tensor:
-    width = max(len(r.ids) for r in reqs)
-    return torch.tensor([[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in reqs], device=device)
+def _left_padded_mask(prompts: list[list[int]], device) -> torch.Tensor:
+    width = max(len(ids) for ids in prompts)
+    return torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
 
 
 def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
