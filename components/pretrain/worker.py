@@ -42,13 +42,14 @@ def train_loop(config: dict) -> None:
     trusted = "busy" not in source  # a CPU probe taken under load may read low (components.plan.peak)
     if sink:
         sink.truncate(run.step)
-        if not (clock and clock.decided is None):  # else once the run's length is known
-            sink.params(_params(run, peak, source, clock))
+    logged = not (clock and not clock.settled(run.step))  # the run's params once its length is settled
+    if sink and logged:
+        sink.params(_params(run, peak, source, clock))
     record: dict = {"step": run.step, "tokens": run.tokens}
     while run.step < run.total_steps:
         record = run.train_step()
         checkpoint.heartbeat(root, run.where.rank, run.step)
-        probe = clock is not None and clock.due(run.step)
+        probe = clock is not None and clock.first_due(run.step)  # evaluate and checkpoint now, to time them
         if clock:
             clock.observe(record["step_s"])
         last = run.step == run.total_steps
@@ -64,14 +65,20 @@ def train_loop(config: dict) -> None:
         started = time.perf_counter()
         if evaluate:
             record["val_loss"] = run.evaluate()
-        eval_s = time.perf_counter() - started
+            if clock:
+                clock.eval_s = time.perf_counter() - started
         if sink:
             sink.write(record, flush=evaluate or save)
         started = time.perf_counter()
         if save:
             run.save()
-        if probe:
-            _decide(clock, run, eval_s, time.perf_counter() - started, spec, sink, (peak, source))
+            if clock:
+                clock.checkpoint_s = time.perf_counter() - started
+        if clock and clock.due(run.step, evaluate):
+            _decide(clock, run, spec)
+        if sink and not logged and clock.settled(run.step):
+            sink.params(_params(run, peak, source, clock))
+            logged = True
         if evaluate or save:
             _report(record)
     weights = run.final_weights()
@@ -92,20 +99,19 @@ def _time_budget(spec: RunSpec, run: Run) -> TimeBudget | None:
     return TimeBudget(cfg.time_budget_min, cfg.warmup_steps, run.step, spec.total_steps, earlier)
 
 
-def _decide(clock: TimeBudget, run: Run, eval_s: float, checkpoint_s: float, spec: RunSpec,
-            sink: MetricsSink | None, peak: tuple[float, str]) -> None:
-    """Fix the run's length from this attempt's timings; rank 0 records it beside the checkpoints."""
+def _decide(clock: TimeBudget, run: Run, spec: RunSpec) -> None:
+    """Set (or revise) the run's length from this attempt's timings; rank 0 records it beside the checkpoints."""
     import torch
 
-    cfg = spec.cfg
-    decision = clock.decide(run.step, eval_s, cfg.eval_every, checkpoint_s, cfg.checkpoint_every,
-                            agree=lambda steps: round(float(all_mean(torch.tensor(float(steps), device=run.where.device), run.where))))
+    cfg, before = spec.cfg, clock.decided
+    decision = clock.decide(run.step, cfg.eval_every, cfg.checkpoint_every,
+                            agree=lambda steps: round(float(all_mean(torch.tensor(float(steps), device=run.where.device),
+                                                                     run.where))))
     run.set_total_steps(decision.steps)
     if run.where.rank == 0:
         budget.write(spec.ckpt_dir, decision)
-        log.info("pretrain: %s", decision.describe(cfg.batch_tokens))
-    if sink:
-        sink.params(_params(run, *peak, clock))
+        if before is None or abs(decision.steps - before.steps) > 0.05 * before.steps:
+            log.info("pretrain: %s", decision.describe(cfg.batch_tokens))
 
 
 def _params(run: Run, peak: float, source: str, clock: TimeBudget | None) -> dict:

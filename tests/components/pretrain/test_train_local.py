@@ -122,12 +122,13 @@ def test_killed_run_resumes_from_its_checkpoint(inputs, home, tmp_path, monkeypa
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
 
 
-def steps_take(monkeypatch, seconds: float) -> None:
-    """Make every training step report `seconds` (the time budget reads the steps' own timings)."""
+def steps_take(monkeypatch, seconds) -> None:
+    """Make every training step report `seconds` (or `seconds(step)`): the time budget reads the steps' timings."""
     original = Run.train_step
 
     def timed(self):
-        return {**original(self), "step_s": seconds}
+        record = original(self)
+        return {**record, "step_s": seconds(record["step"]) if callable(seconds) else seconds}
 
     monkeypatch.setattr(Run, "train_step", timed)
 
@@ -140,15 +141,15 @@ def test_time_budget_sets_the_run_length_and_a_resume_keeps_it(inputs, home, tmp
     monkeypatch.setenv(STAGE_RUN_ENV, run_id)
     model = tiny_model(inputs)
     train = tiny_train(cpus_per_worker=1, total_tokens=32 * 512, time_budget_min=0.5, keep_checkpoints=True)
-    steps_take(monkeypatch, 2.0)  # 30 s of 2-s steps: 15 steps less what evaluations and checkpoints cost
+    steps_take(monkeypatch, 2.0)  # 30 s of 2-s steps: about 15 less what evaluations and checkpoints cost
     heal = crash_after_step(monkeypatch, 7)
     with pytest.raises(Exception, match="simulated crash"):
         pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
                  progress=False)
-    decision = budget.read(tmp_path / "ckpt")
-    assert decision.decided_at == 4 and decision.step_s == 2.0  # after the 3 warmup steps and 4 timed ones
-    assert decision.steps == budget.steps_in_budget(30, decision.per_step_s, 4, 32)
-    assert 12 <= decision.steps <= 14
+    decision = budget.read(tmp_path / "ckpt")  # decided after the 4 timed steps, revised at the evaluation of step 5
+    assert decision.decided_at == 5 and decision.step_s == 2.0
+    assert decision.steps == budget.steps_in_budget(30 - decision.elapsed_s, decision.per_step_s, 5, 32)
+    assert 12 <= decision.steps <= 19
     heal()
     steps_take(monkeypatch, 0.5)  # a faster machine now: the resumed run keeps the decision all the same
     counts = pretrain(model, train, inputs["pack"], inputs["tokenizer"], tmp_path / "out", tmp_path / "ckpt",
@@ -165,6 +166,20 @@ def test_time_budget_sets_the_run_length_and_a_resume_keeps_it(inputs, home, tmp
     assert json.loads((tmp_path / "out" / budget.FILE).read_text())["steps"] == decision.steps
     params = client.get_run(run_id).data.params
     assert int(params["run.total_steps"]) == int(params["budget.steps"]) == decision.steps
+
+
+def test_time_budget_is_revised_when_the_steps_slow_down(inputs, tmp_path, monkeypatch):
+    from components.pretrain import budget
+
+    train = tiny_train(cpus_per_worker=1, total_tokens=48 * 512, time_budget_min=1.0, keep_checkpoints=True)
+    steps_take(monkeypatch, lambda step: 2.0 if step <= 5 else 4.0)  # the machine gets busy after step 5
+    counts = pretrain(tiny_model(inputs), train, inputs["pack"], inputs["tokenizer"], tmp_path / "out",
+                      tmp_path / "ckpt", progress=False)
+    lengths = [r["total_steps"] for r in read(tmp_path / "out" / "metrics.jsonl")]
+    first, final = lengths[4], lengths[-1]  # decided at step 4 (in step 5's record), revised at evaluations
+    assert 26 <= first <= 33 and 16 <= final <= 25  # 60 s at 2 s a step, then the rest at 4 s
+    assert counts["steps"] == final == budget.read(tmp_path / "ckpt").steps
+    assert len(set(lengths[final // 2:])) == 1  # no revision in the second half of the run
 
 
 def test_time_budget_is_in_the_key_only_when_set(inputs):
