@@ -175,8 +175,9 @@ class Run:
     def set_total_steps(self, steps: int) -> None:
         """Change the run's length (a time budget's decision); the next step's LR follows the new length."""
         self.total_steps = steps
-        lrs = [base * factor(self.sched.last_epoch) for base, factor in zip(self.sched.base_lrs, self.sched.lr_lambdas)]
-        for group, lr in zip(self.opt.inner.param_groups, lrs):
+        lrs = [base * factor(self.sched.last_epoch)
+               for base, factor in zip(self.sched.base_lrs, self.sched.lr_lambdas, strict=True)]
+        for group, lr in zip(self.opt.inner.param_groups, lrs, strict=True):
             group["lr"] = lr
         self.sched._last_lr = lrs
 
