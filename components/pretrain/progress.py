@@ -49,6 +49,7 @@ class ProgressMonitor:
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._follow,), daemon=True,
                                         name="pretrain-progress")
         self._offset, self._partial, self._latest, self._last_log, self._times = 0, b"", None, 0.0, []
+        self._announced = total_steps
 
     def __enter__(self) -> ProgressMonitor:
         self._thread.start()
@@ -93,6 +94,10 @@ class ProgressMonitor:
             if (steps := self._latest.get("total_steps")) and steps != self.total_steps:  # a time budget decided
                 self.total_tokens = self.total_tokens // self.total_steps * steps
                 self.total_steps = self._bar.total = steps
+                if abs(steps - self._announced) > 0.02 * self._announced:  # revisions move it a little each time
+                    self._announced = steps
+                    log.info("the time budget holds %d steps (%s tokens) at the speed measured so far", steps,
+                             f"{self.total_tokens:,}")
             self._times.extend(r.get("step_s", 0.0) for r in new)
             self._times = self._times[-20:]
             self._bar.update(self._latest["step"] - self._bar.n)
