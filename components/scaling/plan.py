@@ -80,7 +80,9 @@ class Trial:
     @property
     def id(self) -> str:
         """Hash of what changes the trained model: the model and the result-bearing pretrain fields."""
-        key = {"model": self.model, "pretrain": {k: v for k, v in self.pretrain.items() if k not in LAYOUT_FIELDS}}
+        pretrain = {k: v for k, v in self.pretrain.items() if k not in LAYOUT_FIELDS
+                    and not (k == "time_budget_min" and v is None)}  # ids from before the field stay
+        key = {"model": self.model, "pretrain": pretrain}
         return hashlib.sha256(json.dumps(canonical(key), sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -183,7 +185,7 @@ def make_trial(kind: str, budget: float, model: ModelConfig, base: PretrainConfi
         "eval_every": steps, "checkpoint_every": steps, "val_batches": val_batches,
         "num_workers": study.trial_workers, "seed": study.seed,
         "cpus_per_worker": study.trial_cpus - DRIVER_CPUS / max(study.trial_workers, 1),
-        "keep_checkpoints": False})
+        "keep_checkpoints": False, "time_budget_min": None})  # a trial trains its compute budget exactly
     return Trial(kind, budget, model.model_dump(), pretrain.model_dump(), m, steps * batch, dict(extra),
                  seq_len)
 

@@ -19,7 +19,7 @@ from components.scaling.study import run_study
 NAME, VERSION = "scaling", 3  # 2: bracketed grid, checks and verdict in laws.json; 3: lr/batch held in a range
 SHAPE = {"n_layer", "d_model", "n_head", "n_kv_head", "d_ffn"}
 NOT_RESULT = {"trial_cpus", "max_concurrent", "allow_extrapolation"}  # study fields that change no result
-PER_TRIAL = {"total_tokens", "batch_tokens", "lr", "warmup_steps", "val_batches", "seed"}
+PER_TRIAL = {"total_tokens", "batch_tokens", "lr", "warmup_steps", "val_batches", "seed", "time_budget_min"}
 
 
 def key_config(cfg: ScalingStageConfig) -> dict:

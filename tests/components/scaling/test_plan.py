@@ -84,6 +84,9 @@ def test_trial_id_ignores_layout_but_not_hyperparameters(cfg):
     assert one.id == plan.make_trial("iso", 1e12, model, cfg.pretrain, study.model_copy(update={"trial_cpus": 2.0}),
                                      SEQ, 1024, 1e-3).id
     assert one.id != plan.make_trial("hp", 1e12, model, cfg.pretrain, study, SEQ, 1024, 2e-3).id
+    budgeted = cfg.pretrain.model_copy(update={"time_budget_min": 25})  # as the small preset's
+    trial = plan.make_trial("hp", 1e12, model, budgeted, study, SEQ, 1024, 1e-3)
+    assert trial.pretrain["time_budget_min"] is None and trial.id == one.id  # a trial trains its tokens exactly
 
 
 @pytest.mark.parametrize("d_model, heads", [(16, 2), (64, 8), (136, 17), (384, 12), (4096, 32), (8192, 64)])

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.serving.engine import Engine
+from components.serving.engine import Engine, Request
 from components.serving.generate import GenerationSettings, Prompt, prepare, stream, to_messages
 from components.serving.shared_prefix import SharedPrefix
+from components.serving.textstream import ReplyText
 from tests.components.serving.test_engine import collect, concurrently, toy  # noqa: F401 - the toy fixture
 
 pytestmark = pytest.mark.unit
@@ -73,9 +74,8 @@ def test_a_row_started_from_the_prefix_holds_the_keys_and_values_of_its_whole_pr
     engine._prefix.learn(ids[:2])
     stacked = []
     engine._stack = lambda reqs, cache, mask, last: stacked.append((cache, mask))
-    for prompt in ids:
-        engine.submit(prompt, lambda event: None, max_new_tokens=4)
-    engine._thread.join(timeout=60)  # nothing is stacked, so the loop ends after the prefill
+    with torch.inference_mode():  # one join of every prompt, on this thread (no loop thread to race with)
+        engine._join([Request(prompt, 4, 0.0, 1.0, lambda event: None, ReplyText(toy.tokenizer, ())) for prompt in ids])
     assert len(stacked) == 1 and len(engine._prefix.ids) >= 8
     cache, mask = stacked[0]
     assert mask.shape[1] < max(map(len, ids)) + len(engine._prefix.ids)  # the prefix is in once, not padded in
