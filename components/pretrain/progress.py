@@ -94,7 +94,7 @@ class ProgressMonitor:
             if (steps := self._latest.get("total_steps")) and steps != self.total_steps:  # a time budget decided
                 self.total_tokens = self.total_tokens // self.total_steps * steps
                 self.total_steps = self._bar.total = steps
-                if abs(steps - self._announced) > 0.02 * self._announced:  # revisions move it a little each time
+                if abs(steps - self._announced) > 0.05 * self._announced:  # revisions move it a little each time
                     self._announced = steps
                     log.info("the time budget holds %d steps (%s tokens) at the speed measured so far", steps,
                              f"{self.total_tokens:,}")
