@@ -18,15 +18,12 @@ covers the training loop (steps, evaluations, checkpoints), not starting the wor
 from __future__ import annotations
 
 import json
-import logging
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from components import storage
-
-log = logging.getLogger("dsllm.pretrain")
 
 FILE = "budget.json"
 PROBE_STEPS = 4
