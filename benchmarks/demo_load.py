@@ -159,7 +159,9 @@ def phase(url: str, clients: int, duration: float, args: argparse.Namespace) -> 
     for t in threads:
         t.join()
     wall, after = time.monotonic() - t0, counters(url)
-    return summarise(per_client, after["tokens"] - before["tokens"], wall)
+    result = summarise(per_client, after["tokens"] - before["tokens"], wall)
+    steps = after.get("steps", 0) - before.get("steps", 0)  # decode steps (first tokens come from prefills)
+    return result | {"decode_steps": steps, "tokens_per_decode_step": result["tokens"] / steps if steps else None}
 
 
 def summarise(per_client: list[list[dict]], tokens: int, wall: float) -> dict:
@@ -245,9 +247,11 @@ def report(args: argparse.Namespace, served: dict, single: dict, load: dict) -> 
                          "ttft_p50_load_over_single": load["ttft_p50_s"] / single["ttft_p50_s"]},
               "targets_met": targets}
     rows = [[name, p["sessions"], p["replies"], p["errors"], f"{p['ttft_p50_s']:.3f}", f"{p['ttft_p95_s']:.3f}",
-             f"{p['tokens_per_s_per_session']['median']:.1f}", f"{p['tokens_per_s_total']:.1f}"]
+             f"{p['tokens_per_s_per_session']['median']:.1f}", f"{p['tokens_per_s_total']:.1f}",
+             f"{p['tokens_per_decode_step'] or float('nan'):.2f}"]
             for name, p in (("one session", single), (f"{args.clients} sessions", load))]
-    header = ["phase", "sessions", "replies", "errors", "ttft p50 s", "ttft p95 s", "tok/s/session", "tok/s total"]
+    header = ["phase", "sessions", "replies", "errors", "ttft p50 s", "ttft p95 s", "tok/s/session", "tok/s total",
+              "tok/step"]
     emit("demo_load", result, rows, header, args.out)
     print(f"\n{args.clients} sessions: {load['errors']} errors, TTFT p50 {load['ttft_p50_s']:.2f} s / p95 "
           f"{load['ttft_p95_s']:.2f} s, {load['tokens_per_s_total']:.0f} tok/s in total = {ratio:.1f}x one session "

@@ -241,6 +241,7 @@ class Engine(Streams):
                          cache=self._cache, use_cache=True, logits_to_keep=1)
         tokens = next_tokens(out.logits[:, -1], self._rows).tolist()
         self.steps += 1
+        self._count("steps", 1)
         self._pos = self._pos + 1
         keep = [i for i, (req, token) in enumerate(zip(self._rows, tokens, strict=True))
                 if not self._emit(req, token)]

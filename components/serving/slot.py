@@ -44,7 +44,7 @@ class ModelSlot:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.swaps, self.last_error, self.last_check = 0, "", 0.0
-        self.counters = {"replies": 0, "tokens": 0, "active": 0, "too_long": 0}
+        self.counters = {"replies": 0, "tokens": 0, "steps": 0, "active": 0, "too_long": 0}
 
     def current(self) -> Served:
         served = self._served
