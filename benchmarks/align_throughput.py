@@ -174,7 +174,7 @@ def measure(args, cfg, root: Path) -> dict:
     built = trainers(cfg, model_dir, data, root)
     write_pack(root / "pack", cfg.model.vocab_size, cfg.pack.seq_len,
                cfg.align.batch_size * cfg.pack.seq_len * (args.repeats * (args.steps + 1) + 2) + 1)
-    run = ours(root / "pack", argparse.Namespace(preset=args.preset, batch=cfg.align.batch_size, compile=False,
+    run = ours(root / "pack", argparse.Namespace(preset=args.preset, batch=cfg.align.batch_size, compile="off",
                                                   precision="auto"), torch.device("cpu"))
     rates: dict[str, list[float]] = {"pretrain": [], "sft": [], "dpo": []}
     for _ in range(args.repeats):

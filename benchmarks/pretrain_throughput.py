@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.model import build_model, count_parameters, model_flops_per_token  # noqa: E402
 from components.presets import preset  # noqa: E402
 from components.pretrain.loop import Run, RunSpec  # noqa: E402
-from components.pretrain.runtime import cpu_flags, matmul_peak  # noqa: E402
+from components.pretrain.runtime import compiles, compute_dtype, cpu_flags, matmul_peak  # noqa: E402
 
 NAME = "pretrain_throughput"
 VARIANTS = ("ours", "plain", "plain_fp32")
@@ -83,11 +83,20 @@ def ours(folder: Path, args, device: torch.device) -> Run:
     cfg = preset(args.preset)
     train = cfg.pretrain.model_copy(update={
         "batch_tokens": args.batch * cfg.pack.seq_len, "micro_batch": args.batch, "num_workers": 0,
-        "use_gpu": device.type == "cuda", "compile": args.compile, "precision": args.precision, "warmup_steps": 2})
+        "use_gpu": device.type == "cuda", "compile": compile_setting(args, cfg, device), "precision": args.precision,
+        "warmup_steps": 2})
     spec = RunSpec(model=cfg.model.model_dump(), pretrain=train.model_dump(), pack_dir=str(folder),
                    ckpt_dir=str(folder / "ckpt"), seq_len=cfg.pack.seq_len, total_steps=10_000,
                    ids={"bos_id": 1, "eos_id": 2, "pad_id": 0})
     return Run(spec)
+
+
+def compile_setting(args, cfg, device: torch.device) -> bool:
+    """--compile on/off, or (auto) what the preset's own run does: `pretrain.compile` for its planned length."""
+    if args.compile != "auto":
+        return args.compile == "on"
+    steps = cfg.pretrain.total_tokens // cfg.pretrain.batch_tokens
+    return compiles(cfg.pretrain.compile, device, compute_dtype(args.precision, device), steps)
 
 
 class Plain:
@@ -129,7 +138,7 @@ def timed_step(variant) -> dict:
 def memory_probe(args, which: str) -> dict:
     """Peak memory of two steps of one variant, in a fresh child process (bytes)."""
     cmd = [sys.executable, __file__, "--probe-memory", which, "--preset", args.preset, "--batch", str(args.batch),
-           "--precision", args.precision] + (["--compile"] if args.compile else []) + (["--cpu"] if args.cpu else [])
+           "--precision", args.precision, "--compile", args.compile] + (["--cpu"] if args.cpu else [])
     cmd += ["--threads", str(args.threads)] if args.threads else []
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -217,7 +226,7 @@ def measure(args, device: torch.device, sizes: list[int]) -> dict:
                     if time.perf_counter() - started > 5:  # emulated: larger sizes would take minutes
                         slow[dname].update(m for m in sizes if m > n)
         params = count_parameters(run.lm)["total"]
-        dtype = str(run.dtype).replace("torch.", "")
+        dtype, compiled = str(run.dtype).replace("torch.", ""), run.compiled
     peak = {d: {"by_size": {n: statistics.median(v) for n, v in by.items() if v}, "samples": by}
             for d, by in probes.items()}
     for d in peak:
@@ -226,7 +235,8 @@ def measure(args, device: torch.device, sizes: list[int]) -> dict:
     embedding = 0 if cfg.model.tie_embeddings else 6 * cfg.model.vocab_size * cfg.model.d_model
     return {"times": times, "losses": losses, "params": params, "tokens_per_step": args.batch * seq,
             "matmul_flops_per_token": model_flops_per_token(cfg.model, seq, params) - embedding,
-            "flops_per_token": model_flops_per_token(cfg.model, seq, params), "ours_dtype": dtype, "peak": peak}
+            "flops_per_token": model_flops_per_token(cfg.model, seq, params), "ours_dtype": dtype, "peak": peak,
+            "ours_compiled": compiled}
 
 
 def report(args, device, measured: dict, memory: dict) -> tuple[dict, list[list]]:
@@ -256,7 +266,8 @@ def report(args, device, measured: dict, memory: dict) -> tuple[dict, list[list]
         "preset": args.preset, "batch_seqs": args.batch, "seq_len": preset(args.preset).pack.seq_len,
         "tokens_per_step": tokens, "params": measured["params"], "model_flops_per_token": fpt,
         "matmul_flops_per_token": measured["matmul_flops_per_token"],
-        "ours_precision": measured["ours_dtype"], "compile": args.compile, "warmup": args.warmup,
+        "ours_precision": measured["ours_dtype"], "compile": args.compile,
+        "ours_compiled": measured["ours_compiled"], "warmup": args.warmup,
         "repeats": args.repeats, "steps_per_repeat": args.steps},
         "matmul_peak_flops": peak, "training_peak": measured["training_peak"], "results": results,
         "headline": {"tokens_per_s_ratio": ratio, "tokens_per_s_ratio_vs_plain_fp32": fp32_ratio,
@@ -279,7 +290,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="steps per timed sample")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--compile", action="store_true", help="also torch.compile our decoder layers")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile our decoder layers (auto: as the preset's run, pretrain.compile)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even with a GPU")
     parser.add_argument("--no-memory", action="store_true", help="skip the child-process memory probes")

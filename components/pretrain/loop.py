@@ -34,6 +34,7 @@ from components.pretrain.runtime import (
     all_mean,
     all_sum,
     compile_blocker,
+    compiles,
     compute_dtype,
     fsdp_layer,
     place,
@@ -101,9 +102,11 @@ class Run:
                               dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
         apply_activation_checkpointing(self.lm, cfg.activation_checkpointing)
-        if cfg.compile and (blocker := compile_blocker(self.where.device)):
-            log.warning("pretrain.compile is on but this worker trains eagerly: %s", blocker)
-        elif cfg.compile:
+        self.compiled = compiles(cfg.compile, self.where.device, self.dtype, spec.total_steps)
+        if self.compiled and (blocker := compile_blocker(self.where.device)):
+            log.warning("pretrain.compile is %s but this worker trains eagerly: %s", cfg.compile, blocker)
+            self.compiled = False
+        elif self.compiled:
             for layer in self.lm.model.layers:
                 layer.compile()
         self.net = wrap(CausalLMLoss(self.lm), self.where, cfg.strategy, self.dtype)
@@ -233,7 +236,7 @@ class Run:
                          self.params)
         return {**{f"accounting.{k}": v for k, v in acc.items()}, "run.precision": str(self.dtype).split(".")[-1],
                 "run.world_size": self.where.world, "run.grad_accumulation": self.accum,
-                "run.total_steps": self.total_steps, "run.device": self.where.device.type,
+                "run.total_steps": self.total_steps, "run.device": self.where.device.type, "run.compiled": self.compiled,
                 "run.threads": torch.get_num_threads(), "run.omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
     def peak_flops(self) -> tuple[float, str]:

@@ -92,3 +92,31 @@ def test_compile_without_a_cpp_compiler_trains_eagerly_and_says_why(inputs, tmp_
     finally:
         compile_blocker.cache_clear()
         torch._dynamo.reset()
+
+
+def test_auto_compiles_long_runs_where_compiling_was_measured_to_pay(monkeypatch):
+    """pretrain.compile="auto": GPUs, and CPUs training in native bf16, for runs long enough to repay compiling."""
+    from components.pretrain import runtime
+    from components.pretrain.runtime import COMPILE_MIN_STEPS, compiles
+
+    cpu, gpu, long = torch.device("cpu"), torch.device("cuda"), 10 * COMPILE_MIN_STEPS
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert compiles("auto", cpu, torch.bfloat16, COMPILE_MIN_STEPS)
+    assert not compiles("auto", cpu, torch.bfloat16, COMPILE_MIN_STEPS - 1)  # the tiny preset: eager
+    assert not compiles("auto", cpu, torch.float32, long)  # precision=fp32 asked for: the gain is not measured
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert not compiles("auto", cpu, torch.bfloat16, long)  # bf16 emulated
+    assert compiles("auto", gpu, torch.bfloat16, COMPILE_MIN_STEPS)
+    assert compiles(True, cpu, torch.float32, 1) and not compiles(False, gpu, torch.bfloat16, long)
+
+
+def test_compile_setting_accepts_auto_and_booleans():
+    from pydantic import ValidationError
+
+    from components.config import PretrainConfig
+
+    assert PretrainConfig().compile == "auto"
+    assert PretrainConfig.model_validate({"compile": "true"}).compile is True  # as --set pretrain.compile=true gives it
+    assert PretrainConfig.model_validate({"compile": False}).compile is False
+    with pytest.raises(ValidationError, match="compile"):
+        PretrainConfig.model_validate({"compile": "sometimes"})
