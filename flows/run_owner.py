@@ -2,8 +2,9 @@
 
 A run that fails inside its `with mlflow.start_run()` ends FAILED by itself; a process killed with
 SIGKILL (or a crashed machine) cannot end its runs. So every run records the process that owns it
-(`dsllm.pid`, `dsllm.host`, `dsllm.pid_started`), and each pipeline start marks this machine's RUNNING runs
-whose process is gone (or whose pid now belongs to a younger process) as KILLED.
+(`dsllm.pid`, `dsllm.host`, `dsllm.pid_started_after_boot`), and each pipeline start marks this machine's
+RUNNING runs whose process is gone (or whose pid now belongs to a process started at another time) as KILLED.
+Start times are seconds after boot (`procs.started_after_boot`), which wall-clock adjustments do not move.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import logging
 import os
 import socket
 
+from components.services.procs import started_after_boot
+
 log = logging.getLogger("dsllm.tracking")
-PID, HOST, STARTED = "dsllm.pid", "dsllm.host", "dsllm.pid_started"
+PID, HOST, STARTED = "dsllm.pid", "dsllm.host", "dsllm.pid_started_after_boot"
 
 
 def owner_tags() -> dict[str, str]:
     """Tags naming this process, for every run it starts."""
-    import psutil
-
-    return {PID: str(os.getpid()), HOST: socket.gethostname(),
-            STARTED: f"{psutil.Process().create_time():.3f}"}
+    return {PID: str(os.getpid()), HOST: socket.gethostname(), STARTED: f"{started_after_boot(os.getpid()):.2f}"}
 
 
 def owner_alive(tags: dict[str, str]) -> bool:
@@ -31,12 +31,12 @@ def owner_alive(tags: dict[str, str]) -> bool:
     if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
         return True
     try:
-        started = psutil.Process(int(tags[PID])).create_time()
+        started = started_after_boot(int(tags[PID]))
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.Error:
         return True
-    return abs(started - float(tags.get(STARTED, started))) < 1.0
+    return abs(started - float(tags.get(STARTED, started))) < 1.0  # runs tagged before 2026-12-05: the pid alone
 
 
 def end_stale_runs(client, experiment_id: str) -> list[str]:

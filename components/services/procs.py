@@ -3,7 +3,8 @@
 Each managed process is started in its own session (setsid), so it outlives the CLI and
 everything it forks (Ray's daemons, Prefect's flow-run subprocesses) can be found again by its
 session id and stopped without touching anyone else's processes. A pid file holds the leader's
-pid; it is stale when that process is gone, a zombie, or younger than the file (a reused pid).
+pid and when it started (`started_after_boot`); it is stale when that process is gone, a zombie, or
+started at another time (a reused pid).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import psutil
 
-# A process created this long after its pid file was written is a reused pid, not ours.
+# A process created this long after its pid file was written is a reused pid, not ours (pid files that hold no
+# start time, written by dsllm before 2026-12-05).
 _CREATE_SLACK_S = 2.0
+_SAME_START_S = 1.0  # start times of one process read at different moments differ by rounding only
 
 
 def pid_path(run_dir: Path, name: str) -> Path:
@@ -31,12 +34,15 @@ def read_pid(run_dir: Path, name: str) -> int | None:
     """The live pid recorded for `name`, or None; a stale pid file is removed."""
     path = pid_path(run_dir, name)
     try:
-        pid = int(path.read_text().split()[0])
+        fields = path.read_text().split()
+        pid, started = int(fields[0]), float(fields[1]) if len(fields) > 1 else None
         written = path.stat().st_mtime
     except (FileNotFoundError, ValueError, IndexError):
         path.unlink(missing_ok=True)
         return None
-    if alive(pid, not_after=written + _CREATE_SLACK_S):
+    if started is not None and alive(pid) and abs(started_after_boot(pid) - started) < _SAME_START_S:
+        return pid
+    if started is None and alive(pid, not_after=written + _CREATE_SLACK_S):
         return pid
     path.unlink(missing_ok=True)
     return None
@@ -45,8 +51,20 @@ def read_pid(run_dir: Path, name: str) -> int | None:
 def write_pid(run_dir: Path, name: str, pid: int) -> None:
     path = pid_path(run_dir, name)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{pid}\n")
+    try:
+        tmp.write_text(f"{pid} {started_after_boot(pid):.2f}\n")
+    except psutil.Error:  # it has ended already: the pid alone, which reads as stale
+        tmp.write_text(f"{pid}\n")
     tmp.replace(path)
+
+
+def started_after_boot(pid: int) -> float:
+    """Seconds from boot to the start of `pid` (NoSuchProcess when there is none). Unlike psutil's create_time, the
+    boot time plus this, with the boot time derived from the wall clock of *now*, it does not move when the wall
+    clock is adjusted: on a VM here the clock moved 21 s during a 33-min `make pipeline`, and every service's pid
+    file, compared by wall-clock times, was taken for a reused pid and removed (the pipeline ended with exit 2)."""
+    boot = psutil.boot_time()  # read first: create_time adds the boot time psutil last read
+    return psutil.Process(pid).create_time() - boot
 
 
 def alive(pid: int, not_after: float | None = None) -> bool:

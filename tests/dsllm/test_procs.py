@@ -56,12 +56,29 @@ def test_pid_file_of_a_dead_process_is_stale(tmp_path):
 
 
 def test_pid_reused_by_a_younger_process_is_stale(tmp_path):
-    """A pid file older than the process carrying that pid points at someone else's process."""
-    procs.write_pid(tmp_path, "svc", os.getpid())
+    """A pid file (without a start time) older than the process carrying that pid points at someone else's."""
+    procs.pid_path(tmp_path, "svc").write_text(f"{os.getpid()}\n")
     old = psutil.Process().create_time() - 3600
     os.utime(procs.pid_path(tmp_path, "svc"), (old, old))
     assert procs.read_pid(tmp_path, "svc") is None
     assert not procs.pid_path(tmp_path, "svc").exists()
+
+
+def test_a_wall_clock_adjusted_after_the_pid_file_was_written_leaves_the_pid_ours(tmp_path, monkeypatch):
+    """psutil derives start times from the boot time, itself from the wall clock of now: a clock moved forward
+    moves both (a VM here drifted 21 s in 30 min and its services' pid files were removed as stale)."""
+    procs.write_pid(tmp_path, "svc", os.getpid())
+    boot, created = psutil.boot_time(), psutil.Process().create_time()
+    monkeypatch.setattr(psutil, "boot_time", lambda: boot + 30)
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: created + 30)
+    assert procs.read_pid(tmp_path, "svc") == os.getpid()
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: created + 40)  # another start: a reused pid
+    assert procs.read_pid(tmp_path, "svc") is None and not procs.pid_path(tmp_path, "svc").exists()
+
+
+def test_a_pid_file_without_a_start_time_is_still_read(tmp_path):
+    procs.pid_path(tmp_path, "svc").write_text(f"{os.getpid()}\n")  # as dsllm wrote them before
+    assert procs.read_pid(tmp_path, "svc") == os.getpid()
 
 
 def test_zombie_counts_as_dead():
