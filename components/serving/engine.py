@@ -6,14 +6,15 @@ thread ends). `submit(ids, ...)` queues a request; a background thread runs the 
 1. new requests join at a step boundary (up to `max_batch` in flight): their prompts are prefilled
    together in one forward (after the keys/values of the prompt prefix they share, the chat template and
    system prompt, computed once: `shared_prefix`; left-padded, masked, each row at its own positions, a fresh
-   `DynamicCache` whose layers keep spare columns: `roomy_cache`, so a step writes in place instead
-   of copying the cache) and each one's first token sampled, then their keys/values are left-padded to
-   the batch's cache length and stacked onto the batch (20 joiners cost one forward, not 20);
+   `DynamicCache` whose layers keep spare rows and columns: `roomy_cache`, so a step writes in place instead
+   of copying the cache) and each one's first token sampled, then their keys/values join the batch's
+   buffers, their newest column aligned with the others' (20 joiners cost one forward, not 20);
 2. one forward step over all rows: the last token of each, a 2-D attention mask that hides each
    row's left padding, explicit per-row position ids (RoPE sees each reply's own positions);
 3. a token per row (`sampling.next_tokens`: greedy, or temperature / top-p sampled with the
    request's own seeded generator); rows that hit eos, a stop sequence, their token limit, or whose reader left, leave
-   the batch (`batch_select_indices`), and padding columns no row needs any more are cut off.
+   the batch (later rows move into their places: `compaction`), and padding columns no row needs any more are
+   cut off (the cache's view starts later). Neither copies the rows that stay.
 
 So a row sees exactly its own tokens at its own positions: greedy replies equal one-at-a-time
 generation, and a seeded sampled reply is the same alone or in a batch. Why not transformers'
@@ -36,7 +37,7 @@ from transformers import DynamicCache
 
 from components.serving.cpu_attention import NAME as CPU_FLOAT32_ATTENTION
 from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
-from components.serving.roomy_cache import roomy_cache
+from components.serving.roomy_cache import compaction, roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.shared_prefix import KeysValues, SharedPrefix
 from components.serving.textstream import ReplyText
@@ -208,10 +209,12 @@ class Engine(Streams):
         tokens = next_tokens(logits, reqs).tolist()
         keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
         if keep:
-            index = torch.tensor(keep, device=mask.device)
+            order = compaction(keep, len(reqs))
             if len(keep) < len(reqs):
-                cache.batch_select_indices(index)
-            self._stack([reqs[i] for i in keep], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
+                for layer in cache.layers:
+                    layer.keep_rows(order)
+            index = torch.tensor(order, device=mask.device)
+            self._stack([reqs[i] for i in order], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
 
     def _prefill_prefix(self, ids: list[int]) -> KeysValues:
         """The keys/values of `ids` alone (one row, positions from 0): the shared prefix's."""
@@ -229,8 +232,7 @@ class Engine(Streams):
             return
         width = max(self._mask.shape[1], mask.shape[1])
         for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
-            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
+            mine.add_rows(theirs.keys, theirs.values)
         self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
         self._pos, self._last = torch.cat([self._pos, pos]), torch.cat([self._last, last])
         self._rows.extend(reqs)
@@ -246,8 +248,10 @@ class Engine(Streams):
         keep = [i for i, (req, token) in enumerate(zip(self._rows, tokens, strict=True))
                 if not self._emit(req, token)]
         if len(keep) < len(self._rows):
-            self._select(keep)
-        self._last = torch.tensor(tokens, device=self.model.device)[keep] if keep else None
+            order = compaction(keep, len(self._rows))
+            self._select(order)
+            tokens = [tokens[i] for i in order]
+        self._last = torch.tensor(tokens, device=self.model.device) if keep else None
 
     def _step_mask(self) -> torch.Tensor:
         """The step's attention mask: for sdpa-style attention the [rows, 1, 1, keys] boolean mask itself, which
@@ -256,20 +260,22 @@ class Engine(Streams):
             return self._mask.bool()[:, None, None, :]
         return self._mask
 
-    def _select(self, keep: list[int]) -> None:
-        """Drop the rows that left, then the left padding columns that no remaining row needs."""
-        self._rows = [self._rows[i] for i in keep]
-        if not keep:
+    def _select(self, order: list[int]) -> None:
+        """Keep the rows `order` names (a `compaction`: only rows that fill holes move), then drop the left padding
+        columns that no remaining row needs."""
+        self._rows = [self._rows[i] for i in order]
+        if not order:
             self._cache = None
             return
-        index = torch.tensor(keep, device=self.model.device)
-        self._cache.batch_select_indices(index)
+        index = torch.tensor(order, device=self.model.device)
+        for layer in self._cache.layers:
+            layer.keep_rows(order)
         self._mask, self._pos = self._mask[index], self._pos[index]
         cut = int((self._mask.cumsum(1) == 0).sum(1).min())  # leading zeros shared by every row
         if cut:
             self._mask = self._mask[:, cut:]
             for layer in self._cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, cut:], layer.values[:, :, cut:]
+                layer.cut(cut)
 
     def _emit(self, req: Request, token: int) -> bool:
         """Hand the token's text to the reader; True when the reply has ended (the row leaves)."""
@@ -319,10 +325,6 @@ def _left_padded_mask(prompts: list[list[int]], device) -> torch.Tensor:
 
 def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     return F.pad(mask, (width - mask.shape[1], 0))
-
-
-def _left_pad(x: torch.Tensor, width: int) -> torch.Tensor:
-    return F.pad(x, (0, 0, width - x.shape[-2], 0)) if x.shape[-2] < width else x
 
 
 def _stop_ids(served) -> list[int]:

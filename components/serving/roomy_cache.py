@@ -1,16 +1,26 @@
-"""A cache layer whose keys and values have room to grow: a decode step writes its column in place.
+"""A cache layer with room to grow in both directions: a decode step writes its column in place, and rows join
+and leave a batch without copying the others.
 
-transformers' `DynamicLayer` appends with `torch.cat`, so every step copies each layer's whole cache
-into a fresh tensor: at 20 rows of the `small` model that was about half of a decode step on a CPU.
-`RoomyLayer` keeps each layer's keys and values in a buffer with spare columns; what attention sees
-(`keys`, `values`) are views of the filled part, and the buffer is reallocated (doubling) only when
-it is full. Anyone may still assign `layer.keys` / `layer.values` (the engine stacks, selects and cuts
-rows and padding columns that way): the next update notices the new tensors and copies them into a
-fresh buffer once. Values are exactly those of `DynamicLayer` (in `dtype` if one is given: float32
-for bf16 models on a CPU, see `cpu_attention`); only where they live differs.
+transformers' `DynamicLayer` appends with `torch.cat`, so every step copies each layer's whole cache into a
+fresh tensor (at 20 rows of the `small` model that was about half of a decode step on a CPU), and selecting or
+stacking rows copies every row too. `RoomyLayer` keeps each layer's keys and values in buffers with spare rows
+and columns; what attention sees (`keys`, `values`) are views of the filled part, `[:rows, :, start:end]`:
+
+- `update` (a forward) writes new columns at `end`; the buffer is reallocated (doubling) only when it is full;
+- `add_rows` (requests join) writes the joiners' rows after the others, their last column at `end`
+  (right-aligned: every row's newest token sits in the same column, older ones to the left; the engine's
+  mask hides each row's left padding, whose columns are zeroed so that a weight of 0 never meets a NaN);
+- `keep_rows` (replies end) moves only the rows that fill the holes (`compaction`);
+- `cut` drops left padding columns no row needs any more (the view starts later; nothing is copied).
+
+Anyone may still assign `layer.keys` / `layer.values` (DynamicLayer's own methods do): the next call notices
+and copies them into a fresh buffer once. Values are exactly those of `DynamicLayer` (in `dtype` if one is given:
+float32 for bf16 models on a CPU, see `cpu_attention`); only where they live differs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from transformers import DynamicCache
@@ -25,36 +35,108 @@ class RoomyLayer(DynamicLayer):
         self.dtype = dtype  # of the stored keys/values; None: as they come
         self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
         self._views: tuple[torch.Tensor, torch.Tensor] | None = None  # what keys/values were last set to here
+        self.rows = self.start = self.end = 0
 
+    # -- what a forward does ---------------------------------------------------------------------------
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        used, added = self.get_seq_length(), key_states.shape[-2]
-        if not self._owns_views() or used + added > self._buffers[0].shape[-2]:
-            self._rebuffer(key_states, value_states, used + added)
+        self._take_over()
+        rows, added = key_states.shape[0], key_states.shape[-2]
+        if self._buffers is None or self.rows == 0:
+            self.rows = rows
+        assert rows == self.rows, f"an update for {rows} rows of a cache of {self.rows}"
+        if self._buffers is None or self.end + added > self._buffers[0].shape[-2]:
+            self._rebuffer(self.rows, self.width + added, offset=0, like=key_states)
+        for buffer, new in zip(self._buffers, (key_states, value_states), strict=True):
+            buffer[:rows, :, self.end:self.end + added].copy_(new)
+        self.end += added
+        return self._set_views()
+
+    # -- what the engine does between steps ------------------------------------------------------------
+    def add_rows(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Stack rows (their newest token last) after this layer's rows, aligned on the newest column."""
+        self._take_over()
+        joining, length = keys.shape[0], keys.shape[-2]
+        if self._buffers is None or self.rows + joining > self._buffers[0].shape[0] or length > self.end:
+            # more rows than the buffer holds, or longer than the room left of `end`: move into a new buffer
+            width = max(self.width, length)
+            self._rebuffer(max(2 * (self.rows + joining), 4), width, offset=width - self.width, like=keys)
+        first = self.end - length
+        if first < self.start:  # the joiners reach further left: the others get zero padding there
+            for buffer in self._buffers:
+                buffer[:self.rows, :, first:self.start].zero_()
+            self.start = first
+        for buffer, new in zip(self._buffers, (keys, values), strict=True):
+            buffer[self.rows:self.rows + joining, :, self.start:first].zero_()
+            buffer[self.rows:self.rows + joining, :, first:self.end].copy_(new)
+        self.rows += joining
+        self._set_views()
+
+    def keep_rows(self, order: Sequence[int]) -> None:
+        """Keep `len(order)` rows, row i being the former row order[i]; from `compaction` only the rows that fill
+        the holes move (each source row lies past the kept ones, so nothing is overwritten before it is read)."""
+        self._take_over()
+        assert all(j == i or j >= len(order) for i, j in enumerate(order)), "not a compaction order"
+        for i, j in enumerate(order):
+            if i != j:
+                for buffer in self._buffers:
+                    buffer[i, :, self.start:self.end].copy_(buffer[j, :, self.start:self.end])
+        self.rows = len(order)
+        self._set_views()
+
+    def cut(self, columns: int) -> None:
+        """Drop the `columns` oldest columns (left padding that no row needs any more)."""
+        self._take_over()
+        assert 0 <= columns <= self.width
+        self.start += columns
+        self._set_views()
+
+    # -- the buffers -----------------------------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        return self.end - self.start
+
+    def _set_views(self) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = self._buffers
-        keys[:, :, used:used + added].copy_(key_states)
-        values[:, :, used:used + added].copy_(value_states)
-        self.keys, self.values = keys[:, :, :used + added], values[:, :, :used + added]
+        self.keys, self.values = keys[:self.rows, :, self.start:self.end], values[:self.rows, :, self.start:self.end]
         self._views = (self.keys, self.values)
         return self.keys, self.values
 
-    def _owns_views(self) -> bool:
-        """keys/values are still the views this layer made (not tensors someone assigned since)."""
-        return self._views is not None and self._views[0] is self.keys and self._views[1] is self.values
+    def _take_over(self) -> None:
+        """keys/values were assigned by someone else since this layer last set them: copy those into a buffer."""
+        if self._views is not None and self._views[0] is self.keys and self._views[1] is self.values:
+            return
+        assigned = self.keys is not None and self.keys.numel() > 0
+        self._buffers = self._views = None
+        self.rows = self.start = self.end = 0
+        if assigned:
+            keys, values = self.keys, self.values
+            self._rebuffer(keys.shape[0], keys.shape[-2], offset=0, like=keys)
+            self._buffers[0][:keys.shape[0], :, :keys.shape[-2]].copy_(keys)
+            self._buffers[1][:keys.shape[0], :, :keys.shape[-2]].copy_(values)
+            self.rows, self.end = keys.shape[0], keys.shape[-2]
+            self._set_views()
 
-    def _rebuffer(self, key_states: torch.Tensor, value_states: torch.Tensor, needed: int) -> None:
-        """New buffers with room (twice what is needed, at least MIN_ROOM spare), the cached part copied in."""
+    def _rebuffer(self, rows: int, needed: int, offset: int, like: torch.Tensor) -> None:
+        """New buffers for `rows` rows and `needed` columns with room to spare (twice as many, at least MIN_ROOM
+        more); the filled part is copied in starting at column `offset`."""
         capacity = needed + max(MIN_ROOM, needed)
-        buffers = []
-        for cached, new in ((self.keys, key_states), (self.values, value_states)):
-            shape = (new.shape[0], new.shape[1], capacity, new.shape[3])
-            buffer = new.new_empty(shape, dtype=self.dtype or new.dtype)
-            if cached.numel():
-                buffer[:, :, :cached.shape[-2]].copy_(cached)
-            buffers.append(buffer)
-        self._buffers = (buffers[0], buffers[1])
+        shape = (max(rows, self.rows), like.shape[1], capacity, like.shape[3])
+        fresh = tuple(like.new_empty(shape, dtype=self.dtype or like.dtype) for _ in range(2))
+        if self._buffers is not None and self.width:
+            for old, new in zip(self._buffers, fresh, strict=True):
+                new[:self.rows, :, offset:offset + self.width].copy_(old[:self.rows, :, self.start:self.end])
+        self._buffers, self.start, self.end = fresh, offset, offset + self.width
+
+
+def compaction(keep: Sequence[int], rows: int) -> list[int]:
+    """The order (new row i = old row order[i]) that keeps the rows `keep` of `rows` moving the fewest: kept rows
+    stay where they are, and the holes among the first len(keep) rows take the kept rows from after them."""
+    kept = set(keep)
+    movers = iter(j for j in sorted(kept) if j >= len(kept))
+    return [i if i in kept else next(movers) for i in range(len(kept))]
 
 
 def roomy_cache(config, dtype: torch.dtype | None = None) -> DynamicCache:
