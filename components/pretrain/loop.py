@@ -102,13 +102,7 @@ class Run:
                               dtype=self.dtype, shard=fsdp_layer(self.dtype) if self.sharded else None, **spec.ids)
         self.params = count_parameters(self.lm)
         apply_activation_checkpointing(self.lm, cfg.activation_checkpointing)
-        self.compiled = compiles(cfg.compile, self.where.device, self.dtype, spec.total_steps)
-        if self.compiled and (blocker := compile_blocker(self.where.device)):
-            log.warning("pretrain.compile is %s but this worker trains eagerly: %s", cfg.compile, blocker)
-            self.compiled = False
-        elif self.compiled:
-            for layer in self.lm.model.layers:
-                layer.compile()
+        self.compiled = self._compile(cfg.compile, spec.total_steps)
         self.net = wrap(CausalLMLoss(self.lm), self.where, cfg.strategy, self.dtype)
         self.opt = MasterAdamW(list(self.lm.named_parameters()), cfg.lr, cfg.weight_decay)
         self.total_steps = spec.total_steps  # the run's length; a time budget sets it after the warmup
@@ -118,6 +112,19 @@ class Run:
         self.flops_per_token = model_flops_per_token(spec.model_cfg, spec.seq_len, self.params["total"])
         self.matmul_flops_per_token = executed_matmul_flops(spec.model_cfg, spec.seq_len, self.params["total"],
                                                             cfg.activation_checkpointing)
+
+    def _compile(self, setting: bool | str, planned_steps: int) -> bool:
+        """torch.compile each decoder layer where pretrain.compile asks for it and compiling works here."""
+        if not compiles(setting, self.where.device, self.dtype, planned_steps):
+            return False
+        if blocker := compile_blocker(self.where.device):
+            log.warning("pretrain.compile is %s but this worker trains eagerly: %s", setting, blocker)
+            return False
+        if self.where.rank == 0:
+            log.info("torch.compile of each decoder layer (pretrain.compile=%s; the first steps compile)", setting)
+        for layer in self.lm.model.layers:
+            layer.compile()
+        return True
 
     # ---- one optimizer step ------------------------------------------------------------------
     def _micro_batch(self, micro: int) -> torch.Tensor:

@@ -184,8 +184,9 @@ class Engine(Streams):
         if not reqs:
             return
         self._prefix.learn([req.ids for req in reqs])
-        shared = [req for req in reqs if self._prefix.covers(req.ids)]
-        whole = [req for req in reqs if not self._prefix.covers(req.ids)]
+        covered = [self._prefix.covers(req.ids) for req in reqs]
+        shared = [req for req, yes in zip(reqs, covered, strict=True) if yes]
+        whole = [req for req, yes in zip(reqs, covered, strict=True) if not yes]
         for group, prefix in ((shared, self._prefix), (whole, None)):
             if group:
                 self._prefill(group, prefix)
@@ -217,11 +218,11 @@ class Engine(Streams):
             self._stack([reqs[i] for i in order], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
 
     def _prefill_prefix(self, ids: list[int]) -> KeysValues:
-        """The keys/values of `ids` alone (one row, positions from 0): the shared prefix's."""
+        """The keys/values of `ids` alone (one row, positions from 0): the shared prefix's (in the loop's inference
+        mode, as every forward of the engine)."""
         cache = roomy_cache(self.model.config, self._cache_dtype)
-        with torch.inference_mode():
-            self.model(input_ids=torch.tensor([ids], device=self.model.device), cache=cache, use_cache=True,
-                       position_ids=torch.arange(len(ids), device=self.model.device)[None], logits_to_keep=1)
+        self.model(input_ids=torch.tensor([ids], device=self.model.device), cache=cache, use_cache=True,
+                   position_ids=torch.arange(len(ids), device=self.model.device)[None], logits_to_keep=1)
         return [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
 
     def _stack(self, reqs: list[Request], cache: DynamicCache, mask: torch.Tensor, last: torch.Tensor) -> None:
