@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.model import build_model, count_parameters, model_flops_per_token  # noqa: E402
 from components.presets import preset  # noqa: E402
+from components.pretrain.checks import check_batch  # noqa: E402
 from components.pretrain.loop import Run, RunSpec  # noqa: E402
 from components.pretrain.runtime import compiles, compute_dtype, cpu_flags, matmul_peak  # noqa: E402
 
@@ -95,7 +96,7 @@ def compile_setting(args, cfg, device: torch.device) -> bool:
     """--compile on/off, or (auto) what the preset's own run does: `pretrain.compile` for its planned length."""
     if args.compile != "auto":
         return args.compile == "on"
-    steps = cfg.pretrain.total_tokens // cfg.pretrain.batch_tokens
+    steps = check_batch(cfg.pretrain, cfg.pack.seq_len)  # the preset's planned steps, as the stage counts them
     return compiles(cfg.pretrain.compile, device, compute_dtype(args.precision, device), steps)
 
 

@@ -40,7 +40,7 @@ def read_pid(run_dir: Path, name: str) -> int | None:
     except (FileNotFoundError, ValueError, IndexError):
         path.unlink(missing_ok=True)
         return None
-    if started is not None and alive(pid) and abs(started_after_boot(pid) - started) < _SAME_START_S:
+    if started is not None and alive(pid) and _started_at(pid, started):
         return pid
     if started is None and alive(pid, not_after=written + _CREATE_SLACK_S):
         return pid
@@ -65,6 +65,13 @@ def started_after_boot(pid: int) -> float:
     file, compared by wall-clock times, was taken for a reused pid and removed (the pipeline ended with exit 2)."""
     boot = psutil.boot_time()  # read first: create_time adds the boot time psutil last read
     return psutil.Process(pid).create_time() - boot
+
+
+def _started_at(pid: int, started: float) -> bool:
+    try:
+        return abs(started_after_boot(pid) - started) < _SAME_START_S
+    except psutil.Error:  # it ended since it was seen alive
+        return False
 
 
 def alive(pid: int, not_after: float | None = None) -> bool:

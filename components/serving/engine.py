@@ -37,7 +37,7 @@ from transformers import DynamicCache
 
 from components.serving.cpu_attention import NAME as CPU_FLOAT32_ATTENTION
 from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
-from components.serving.roomy_cache import compaction, roomy_cache
+from components.serving.roomy_cache import compaction, keep_rows, roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.shared_prefix import KeysValues, SharedPrefix
 from components.serving.textstream import ReplyText
@@ -211,9 +211,7 @@ class Engine(Streams):
         keep = [i for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)) if not self._emit(req, token)]
         if keep:
             order = compaction(keep, len(reqs))
-            if len(keep) < len(reqs):
-                for layer in cache.layers:
-                    layer.keep_rows(order)
+            keep_rows(cache, order)  # moves nothing when every row goes on
             index = torch.tensor(order, device=mask.device)
             self._stack([reqs[i] for i in order], cache, mask[index], torch.tensor(tokens, device=mask.device)[index])
 
@@ -269,8 +267,7 @@ class Engine(Streams):
             self._cache = None
             return
         index = torch.tensor(order, device=self.model.device)
-        for layer in self._cache.layers:
-            layer.keep_rows(order)
+        keep_rows(self._cache, order)
         self._mask, self._pos = self._mask[index], self._pos[index]
         cut = int((self._mask.cumsum(1) == 0).sum(1).min())  # leading zeros shared by every row
         if cut:

@@ -108,15 +108,11 @@ class RoomyLayer(DynamicLayer):
         """keys/values were assigned by someone else since this layer last set them: copy those into a buffer."""
         if self._views is not None and self._views[0] is self.keys and self._views[1] is self.values:
             return
-        assigned = self.keys is not None and self.keys.numel() > 0
         self._buffers = self._views = None
         self.rows = self.start = self.end = 0
-        if assigned:
-            keys, values = self.keys, self.values
-            self._rebuffer(keys.shape[0], keys.shape[-2], offset=0, like=keys)
-            self._buffers[0][:keys.shape[0], :, :keys.shape[-2]].copy_(keys)
-            self._buffers[1][:keys.shape[0], :, :keys.shape[-2]].copy_(values)
-            self.rows, self.end = keys.shape[0], keys.shape[-2]
+        if self.keys is not None and self.keys.numel() > 0:  # the assigned tensors are the filled part, copied in
+            self._buffers, self.rows, self.end = (self.keys, self.values), self.keys.shape[0], self.keys.shape[-2]
+            self._rebuffer(self.rows, self.width, offset=0, like=self.keys)
             self._set_views()
 
     def _rebuffer(self, rows: int, needed: int, offset: int, like: torch.Tensor) -> None:
@@ -137,6 +133,12 @@ def compaction(keep: Sequence[int], rows: int) -> list[int]:
     kept = set(keep)
     movers = iter(j for j in sorted(kept) if j >= len(kept))
     return [i if i in kept else next(movers) for i in range(len(kept))]
+
+
+def keep_rows(cache: DynamicCache, order: Sequence[int]) -> None:
+    """`RoomyLayer.keep_rows` on every layer of `cache`."""
+    for layer in cache.layers:
+        layer.keep_rows(order)
 
 
 def roomy_cache(config, dtype: torch.dtype | None = None) -> DynamicCache:
