@@ -16,7 +16,8 @@ Against a running demo: `--url http://127.0.0.1:7860`. Without --url it starts o
 process, `python -m ui.app`) in a temporary home on a random model of the `small` preset's shape
 (`--shape small`, its vocabulary filled with word tokens so every id decodes) or a tiny one
 (`--shape tiny`: 2 layers, d 64), and stops it afterwards. The load generator runs on the same
-machine and takes some of its cores. `--quick`: one round, 4 sessions for 10 s (one alone for 5 s), 32 new tokens.
+machine: its sessions stand in for users on their own machines, so with the demo's engine on cores of its
+own (`--pin`, the demo's default) they run on the web server's cores (`--clients-on any`: on any core). `--quick`: one round, 4 sessions for 10 s (one alone for 5 s), 32 new tokens.
 `--stream-interval-s 0` serves the chat as it was before updates were coalesced (one per decoded piece).
 """
 
@@ -63,6 +64,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", help="of the demo this script starts: weights dtype")
     parser.add_argument("--engine", choices=("process", "thread"), default="process",
                         help="of the demo this script starts: decode in a child process or a server thread")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="of the demo this script starts: its engine process and web server on separate cores")
+    parser.add_argument("--clients-on", choices=("server", "any"), default="server", dest="clients_on",
+                        help="with the demo this script starts pinned: the sessions on the web server's cores "
+                             "(they stand in for users' own machines, so off the engine's) or on any core")
     parser.add_argument("--via", choices=("gradio", "api"), default="gradio",
                         help="sessions through the Gradio chat API or the OpenAI-compatible /v1 API")
     parser.add_argument("--api-key", default="none", help="for --via api against a demo with DSLLM_API_KEY")
@@ -221,9 +227,21 @@ def start_demo(root: Path, args: argparse.Namespace):
     os.environ.update(DSLLM_HOME=str(home.root), MLFLOW_TRACKING_URI=f"sqlite:///{home.mlflow_db}")
     interval = {} if args.stream_interval_s is None else {"stream_interval_s": args.stream_interval_s}
     cfg = DemoConfig(model=str(model), port=port, poll_s=0, concurrency=args.concurrency, queue_size=1000,
-                     threads=args.threads, dtype=args.dtype, engine=args.engine, **interval)
+                     threads=args.threads, dtype=args.dtype, engine=args.engine, pin=args.pin, **interval)
     demo_proc.up(cfg=cfg, home=home)
+    keep_clients_off_the_engine(cfg, args)
     return cfg.url, lambda: demo_proc.down(home=home, cfg=cfg)
+
+
+def keep_clients_off_the_engine(cfg, args: argparse.Namespace) -> None:
+    """This process (the sessions' threads) onto the demo's web server cores, as the demo splits them
+    (`--clients-on server`, with the demo pinned); otherwise nothing changes."""
+    from components.serving.cores import pin_process, split_cores
+
+    split = split_cores(cfg.torch_threads) if cfg.pin and cfg.engine == "process" else None
+    args.clients_on = args.clients_on if split else "any"  # recorded in the JSON as it ran
+    if split and args.clients_on == "server":
+        pin_process(split.server)
 
 
 def main() -> None:

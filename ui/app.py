@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from components.serving import api
 from components.serving.config import DemoConfig
+from components.serving.cores import pin_process, split_cores
 from components.serving.generate import DEFAULT_SYSTEM
 from components.serving.slot import ModelSlot
 from ui.chat import STREAM_INTERVAL_S, card_view, chat_fn, header
@@ -140,14 +141,15 @@ class Server:
         self.slot.close()
 
 
-def open_slot(cfg: DemoConfig) -> ModelSlot:
-    """The slot with its first model loaded and the reference watched (torch threads set first)."""
+def open_slot(cfg: DemoConfig, engine_cores: frozenset[int] | None = None) -> ModelSlot:
+    """The slot with its first model loaded and the reference watched (torch threads set first); an engine
+    process runs on `engine_cores` when given."""
     import torch
 
     own_process = cfg.engine == "process"
     torch.set_num_threads(1 if own_process else cfg.torch_threads)  # with an engine process, this one only tokenizes
     slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size,
-                     engine_threads=cfg.torch_threads if own_process else None)
+                     engine_threads=cfg.torch_threads if own_process else None, engine_cores=engine_cores)
     slot.refresh()
     slot.watch(cfg.poll_s)
     return slot
@@ -156,7 +158,11 @@ def open_slot(cfg: DemoConfig) -> ModelSlot:
 def serve(cfg: DemoConfig) -> None:
     import uvicorn
 
-    slot = open_slot(cfg)
+    split = split_cores(cfg.torch_threads) if cfg.pin and cfg.engine == "process" else None
+    if split:
+        pin_process(split.server)
+        log.info("engine on cores %s, web server on %s", sorted(split.engine), sorted(split.server))
+    slot = open_slot(cfg, split.engine if split else None)
     log.info("serving %s (%s) at %s", slot.current().target.label, cfg.model, cfg.url)
     try:
         uvicorn.run(build_app(slot, cfg), host=cfg.host, port=cfg.port, log_level="warning",
@@ -176,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype")
     parser.add_argument("--threads", type=int, help="torch threads on a CPU (0 = all cores but one)")
     parser.add_argument("--engine", choices=("process", "thread"), help="decode in a child process or a thread")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                        help="the engine process and the web server on separate cores (default: on)")
     parser.add_argument("--stream-interval-s", type=float, dest="stream_interval_s",
                         help="least seconds between two updates of a streamed chat reply (0 = every piece)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

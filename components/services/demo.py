@@ -75,7 +75,8 @@ def _argv(cfg: DemoConfig) -> list[str]:
     return [sys.executable, "-m", "ui.app", "--model", cfg.model, "--host", cfg.host, "--port", str(cfg.port),
             "--poll-s", str(cfg.poll_s), "--concurrency", str(cfg.concurrency), "--queue-size",
             str(cfg.queue_size), "--dtype", cfg.dtype, "--threads", str(cfg.threads),
-            "--stream-interval-s", str(cfg.stream_interval_s), "--engine", cfg.engine]
+            "--stream-interval-s", str(cfg.stream_interval_s), "--engine", cfg.engine,
+            "--pin" if cfg.pin else "--no-pin"]
 
 
 def _env(home: Home) -> dict[str, str]:

@@ -13,6 +13,7 @@
 | weights dtype | DSLLM_DEMO_DTYPE | auto (bfloat16 where the device computes it natively, else float32) |
 | torch threads (CPU) | DSLLM_DEMO_THREADS | 0 = auto: all cores but one, at least one |
 | where decoding runs | DSLLM_DEMO_ENGINE | process (a child process; `thread`: inside the web server) |
+| engine and server on separate cores | DSLLM_DEMO_PIN | true (Linux, engine process, cores to spare) |
 | chat page update interval | DSLLM_DEMO_STREAM_INTERVAL_S | 0.1 s (0 = an update per decoded piece) |
 """
 
@@ -23,13 +24,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from components.serving.cores import usable_cores
 from components.serving.refs import DEFAULT_REF
 
 ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
        "poll_s": "DSLLM_DEMO_POLL_S", "concurrency": "DSLLM_DEMO_CONCURRENCY", "queue_size": "DSLLM_DEMO_QUEUE",
        "auth": "DSLLM_DEMO_AUTH", "dtype": "DSLLM_DEMO_DTYPE", "threads": "DSLLM_DEMO_THREADS",
        "api_key": "DSLLM_API_KEY", "api_max_body": "DSLLM_API_MAX_BODY",
-       "stream_interval_s": "DSLLM_DEMO_STREAM_INTERVAL_S", "engine": "DSLLM_DEMO_ENGINE"}
+       "stream_interval_s": "DSLLM_DEMO_STREAM_INTERVAL_S", "engine": "DSLLM_DEMO_ENGINE", "pin": "DSLLM_DEMO_PIN"}
 
 
 class DemoConfig(BaseModel):
@@ -64,6 +66,10 @@ class DemoConfig(BaseModel):
     """Where the batching engine decodes: `process` = a child process per loaded model, so its steps never
     wait for the web server's GIL (at 20 chat sessions a thread in the server spent over half its time
     waiting for it); `thread` = inside the web server process (one process, one copy of the weights)."""
+    pin: bool = True
+    """With an engine process: the engine on the last `threads` cores this process may use and the web server
+    on the others (`components/serving/cores.py`), so the server's threads never preempt a decode step.
+    Nothing is pinned where no core would be left for the server (or off Linux)."""
     api_key: str | None = None
     """Bearer token the OpenAI-compatible API (/v1) requires; none = open (the default host is 127.0.0.1)."""
     api_max_body: int = Field(1 << 20, ge=1024, le=1 << 30)
@@ -90,7 +96,7 @@ class DemoConfig(BaseModel):
 
     @property
     def torch_threads(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 2) - 1)
+        return self.threads or max(1, len(usable_cores()) - 1)
 
     @property
     def url(self) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from components.serving.cores import pin_process
 from components.serving.engine import Event, QueueFull, Streams, room_for_reply
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EngineSpec:
     threads: int
     max_batch: int
     queue_size: int
+    cores: frozenset[int] | None = None  # the engine's own cores (`cores.split_cores`); None: the parent's
 
 
 @dataclass(eq=False)
@@ -164,6 +166,8 @@ class EngineProcess(Streams):
 # -- the child ----------------------------------------------------------------------------------------
 def _child_main(spec: EngineSpec, requests, events) -> None:
     """Load the model, then serve requests until retired (and idle) or the parent goes away."""
+    if spec.cores:  # before torch starts its threads, which inherit the cores
+        pin_process(spec.cores)
     outbox: queue.SimpleQueue = queue.SimpleQueue()
 
     def count(key: str, n: int) -> None:

@@ -32,10 +32,12 @@ MAX_CHASES = 3  # an alias that moves during every load this many times in a row
 
 class ModelSlot:
     def __init__(self, ref: str, *, home: Home | None = None, dtype: str = "auto", max_batch: int = 32,
-                 queue_size: int = 256, engine_threads: int | None = None):
+                 queue_size: int = 256, engine_threads: int | None = None,
+                 engine_cores: frozenset[int] | None = None):
         self.ref, self.home, self.dtype = str(ref).strip(), home or Home.resolve(), dtype
         self.max_batch, self.queue_size = max_batch, queue_size
         self.engine_threads = engine_threads  # None: the engine is a thread here; N: a process with N torch threads
+        self.engine_cores = engine_cores  # the engine process's own cores (None: where the OS puts it)
         self._engine_lock = threading.Lock()  # one restart at a time of an engine process that died
         self._client = registry_client(self.home) if self.ref.startswith("models:/") else None
         self._served: Served | None = None
@@ -89,7 +91,7 @@ class ModelSlot:
         if self.engine_threads is None:
             return Engine(served, self.max_batch, self.queue_size, self._count)
         spec = EngineSpec(served.target, str(self.home.root), self.dtype, self.engine_threads, self.max_batch,
-                          self.queue_size)
+                          self.queue_size, self.engine_cores)
         engine = EngineProcess(spec, served.context, self._count)
         served.model = None  # the child has its own copy
         return engine

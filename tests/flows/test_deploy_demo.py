@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from components.services import demo as demo_proc
 from components.services import procs
 from components.serving.config import DemoConfig
+from components.serving.cores import split_cores
 from components.serving.generate import DEFAULT_SYSTEM
 from tests.components.serving import conftest as serving
 from tests.components.serving import fixtures as fx
@@ -98,6 +99,23 @@ def test_deploy_demo_starts_the_demo_when_it_is_down(deployed):
     status = cli("demo", "status")
     assert status.exit_code == 0, status.output
     assert f"dsllm-chat v{v1}" in status.output and str(pid) in status.output
+
+
+def test_the_demo_keeps_its_engine_and_web_server_on_separate_cores(deployed):
+    import psutil
+
+    split = split_cores(deployed.cfg.torch_threads)
+    if split is None:
+        pytest.skip("no core to spare for the web server here (or no sched_setaffinity)")
+    server = psutil.Process(demo_proc.running_pid())
+    engines = [p for p in server.children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(engines) == 1, "one engine process for the one model served"
+
+    def cores_of_threads(process) -> set[tuple[int, ...]]:
+        return {tuple(psutil.Process(t.id).cpu_affinity()) for t in process.threads()}
+
+    assert cores_of_threads(server) == {tuple(sorted(split.server))}
+    assert cores_of_threads(engines[0]) == {tuple(sorted(split.engine))}
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install -y chromium")

@@ -3,10 +3,12 @@ and a process that dies costs only the replies in flight (the next reply starts 
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
+from components.serving.cores import usable_cores
 from components.serving.engine_process import EngineProcess, EngineSpec
 from components.serving.generate import GenerationSettings, to_messages
 from components.serving.refs import resolve
@@ -98,3 +100,22 @@ def test_a_model_that_cannot_load_fails_with_the_reason(tmp_path):
     with pytest.raises(RuntimeError, match="could not load"):
         EngineProcess(spec, 128)
     assert time.monotonic() - started < 120
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2 or not hasattr(os, "sched_setaffinity"),
+                    reason="needs two usable cores and Linux's sched_setaffinity")
+def test_the_engine_process_runs_on_its_own_cores(toy_dir, tmp_path):
+    import psutil
+
+    mine = usable_cores()[-1:]
+    spec = EngineSpec(resolve(str(toy_dir)), str(tmp_path / "home"), "float32", 1, max_batch=4, queue_size=8,
+                      cores=frozenset(mine))
+    engine = EngineProcess(spec, 512)
+    try:
+        child = psutil.Process(engine._process.pid)
+        threads = [psutil.Process(t.id) for t in child.threads()]  # a Linux thread is a task with its own id
+        assert len(threads) >= 2, "the loop and the threads that talk to the parent"
+        assert {tuple(t.cpu_affinity()) for t in threads} == {tuple(mine)}
+        assert psutil.Process().cpu_affinity() == usable_cores(), "the parent is left as it was"
+    finally:
+        engine.close()
