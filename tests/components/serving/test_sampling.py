@@ -9,7 +9,14 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from components.serving.sampling import BLOCK, first_past, next_tokens, nucleus_threshold, padded_softmax
+from components.serving.sampling import (
+    BLOCK,
+    first_past,
+    inside_nucleus,
+    next_tokens,
+    nucleus_threshold,
+    padded_softmax,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +39,15 @@ def test_the_nucleus_keeps_the_tokens_hf_top_p_keeps(top_p):
     theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=1)(None, logits) > float("-inf")
     assert torch.equal(ours, theirs)
     assert ours.sum(-1).min() >= 1
+
+
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.95, 1.0])
+def test_a_token_is_inside_the_nucleus_when_the_threshold_keeps_it(top_p):
+    logits = torch.randn(6, 300, generator=torch.Generator().manual_seed(5)) * torch.tensor([0.1, 1, 2, 4, 8, 16])[:, None]
+    probs, top = logits.softmax(-1), torch.full((6,), top_p)
+    kept = probs >= nucleus_threshold(probs, top)[:, None]
+    each = torch.stack([inside_nucleus(probs, torch.full((6,), token), top) for token in range(300)], dim=1)
+    assert torch.equal(each, kept)
 
 
 def test_padded_softmax_is_the_softmax_then_zeros_to_whole_blocks():
@@ -59,6 +75,17 @@ def test_sampled_tokens_follow_the_distribution_inside_the_nucleus():
     counts = torch.bincount(torch.cat([next_tokens(logits, [row]) for _ in range(2000)]), minlength=4)
     assert counts[2] == counts[3] == 0  # outside the nucleus (0.6 + 0.3 covers 0.85)
     assert 0.6 < counts[0] / 2000 < 0.73  # 0.6 / 0.9 renormalised
+
+
+def test_rows_that_keep_missing_the_nucleus_still_draw_from_it():
+    # the nucleus is one token of 30% (top-p 0.25): ~24% of rows miss it 4 times and take the exact path
+    logits = torch.log(torch.tensor([[0.3] + [0.7 / 20] * 20]))
+    row = Row(1.0, 0.25, seed=4)
+    assert set(torch.cat([next_tokens(logits, [row]) for _ in range(300)]).tolist()) == {0}
+    logits = torch.log(torch.tensor([[0.2, 0.1] + [0.7 / 40] * 40]))  # nucleus {0, 1}: 2/3 and 1/3
+    row = Row(1.0, 0.25, seed=5)
+    counts = torch.bincount(torch.cat([next_tokens(logits, [row]) for _ in range(3000)]), minlength=42)
+    assert counts[2:].sum() == 0 and 0.62 < counts[0] / 3000 < 0.71
 
 
 @pytest.mark.parametrize("width", [7, BLOCK, 3 * BLOCK + 5, 8000])
