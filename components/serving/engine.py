@@ -109,7 +109,7 @@ class Streams:
 
 class Engine(Streams):
     def __init__(self, served, max_batch: int = 32, queue_size: int = 256,
-                 count: Callable[[str, int], None] | None = None):
+                 count: Callable[[str, int], None] | None = None, after_step: Callable[[], None] | None = None):
         self.served, self.model, self.tok = served, served.model, served.tokenizer
         self.max_batch, self.queue_size = max_batch, queue_size
         self.eos = set(_stop_ids(served))
@@ -117,6 +117,7 @@ class Engine(Streams):
         attend_in_float32(self.model)  # a bf16 model on a CPU: its bf16 attention is slow
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0  # hidden by the mask
         self._count = count or (lambda key, n: None)
+        self._after_step = after_step or (lambda: None)  # once per loop iteration, after its events were handed out
         self._waiting: list[Request] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -173,6 +174,7 @@ class Engine(Streams):
                     for req in [*self._rows, *joining]:  # _finish skips those already finished
                         self._finish(req, "error", error=f"{type(exc).__name__}: {exc}")
                     self._rows, self._cache = [], None
+                self._after_step()
 
     def _join(self, joining: list[Request]) -> None:
         """Prefill the new prompts, sample each one's first token, stack the rest onto the batch. Those that start

@@ -168,14 +168,14 @@ def _child_main(spec: EngineSpec, requests, events) -> None:
     """Load the model, then serve requests until retired (and idle) or the parent goes away."""
     if spec.cores:  # before torch starts its threads, which inherit the cores
         pin_process(spec.cores)
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    outbox = StepOutbox()
 
     def count(key: str, n: int) -> None:
         if key != "active":  # the parent counts replies in and out itself
-            outbox.put((None, (key, n)))
+            outbox.add((None, (key, n)))
 
     try:
-        engine = _child_engine(spec, count)
+        engine = _child_engine(spec, count, outbox.flush)
     except BaseException as exc:  # the parent raises it with this text
         events.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -183,11 +183,11 @@ def _child_main(spec: EngineSpec, requests, events) -> None:
     sender.start()
     events.send(("ready", None))
     _serve_requests(engine, requests, outbox)
-    outbox.put(None)  # retired and idle: the last events go up before the process ends
+    outbox.close()  # retired and idle: the last events go up before the process ends
     sender.join(timeout=30)
 
 
-def _child_engine(spec: EngineSpec, count: Callable[[str, int], None]):
+def _child_engine(spec: EngineSpec, count: Callable[[str, int], None], after_step: Callable[[], None]):
     import torch
 
     from components.home import Home
@@ -196,10 +196,10 @@ def _child_engine(spec: EngineSpec, count: Callable[[str, int], None]):
 
     torch.set_num_threads(spec.threads)
     served = load(spec.target, None, Home.resolve(spec.home), spec.dtype, card=False)
-    return Engine(served, spec.max_batch, spec.queue_size, count)
+    return Engine(served, spec.max_batch, spec.queue_size, count, after_step)
 
 
-def _serve_requests(engine, requests, outbox: queue.SimpleQueue) -> None:
+def _serve_requests(engine, requests, outbox: StepOutbox) -> None:
     handles: dict[int, Any] = {}
     retired = False
     while not (retired and engine.idle()):
@@ -219,30 +219,57 @@ def _serve_requests(engine, requests, outbox: queue.SimpleQueue) -> None:
         handles = {rid: h for rid, h in handles.items() if h is not None and not h.finished}
 
 
-def _submit(engine, rid: int, ids: list[int], settings: dict, outbox: queue.SimpleQueue):
+def _submit(engine, rid: int, ids: list[int], settings: dict, outbox: StepOutbox):
     def sink(event: Event) -> None:
-        outbox.put((rid, event))
+        outbox.add((rid, event))
 
     try:
         return engine.submit(ids, sink, **settings)
     except (ValueError, QueueFull) as exc:
         sink(Event(done=True, finish_reason="error", error=str(exc)))
+        outbox.flush()  # no step of the engine sends it
         return None
 
 
-def _send_events(outbox: queue.SimpleQueue, events) -> None:
+class StepOutbox:
+    """What the engine's thread hands up: events and counter increments gathered during a step (`add`) and
+    queued for the sender as one list when the step ends (`flush`), so the sender thread wakes once per step,
+    not once per token of every row. With the engine process on one core, each wake-up was a thread switch
+    and a GIL hand-over in the middle of the engine's step."""
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._items: list = []
+        self._lock = threading.Lock()
+
+    def add(self, item: tuple) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def flush(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        if items:
+            self.queue.put(items)
+
+    def close(self) -> None:
+        self.flush()
+        self.queue.put(None)
+
+
+def _send_events(outbox: StepOutbox, events) -> None:
     """Everything that piled up since the last send goes up as one message, until the None at the end."""
     done = False
     while not done:
-        batch = [outbox.get()]
+        batches = [outbox.queue.get()]
         while True:
             try:
-                batch.append(outbox.get_nowait())
+                batches.append(outbox.queue.get_nowait())
             except queue.Empty:
                 break
-        done = batch[-1] is None
+        done = batches[-1] is None
         try:
-            events.send(_counts_first(batch))
+            events.send(_counts_first([item for items in batches if items for item in items]))
         except (OSError, ValueError):
             return
 
@@ -252,8 +279,8 @@ def _counts_first(batch: list) -> list:
     of a reply's events, never behind them), then its events in order."""
     totals: dict[str, int] = {}
     for item in batch:
-        if item is not None and item[0] is None:
+        if item[0] is None:
             key, n = item[1]
             totals[key] = totals.get(key, 0) + n
-    events = [item for item in batch if item is not None and item[0] is not None]
+    events = [item for item in batch if item[0] is not None]
     return [(None, (key, n)) for key, n in totals.items()] + events

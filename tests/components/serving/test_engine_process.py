@@ -119,3 +119,24 @@ def test_the_engine_process_runs_on_its_own_cores(toy_dir, tmp_path):
         assert psutil.Process().cpu_affinity() == usable_cores(), "the parent is left as it was"
     finally:
         engine.close()
+
+
+def test_the_outbox_hands_up_a_step_at_a_time():
+    from components.serving.engine import Event
+    from components.serving.engine_process import StepOutbox, _counts_first
+
+    outbox = StepOutbox()
+    outbox.add((1, Event("a")))
+    outbox.add((None, ("tokens", 1)))
+    outbox.add((2, Event("b")))
+    outbox.add((None, ("tokens", 1)))
+    assert outbox.queue.empty(), "nothing goes up in the middle of a step"
+    outbox.flush()
+    outbox.flush()  # an empty step sends nothing
+    step = outbox.queue.get_nowait()
+    assert outbox.queue.empty()
+    assert _counts_first(step) == [(None, ("tokens", 2)), (1, Event("a")), (2, Event("b"))]
+    outbox.add((3, Event(done=True, finish_reason="stop")))
+    outbox.close()  # what is left goes up, then the end
+    assert outbox.queue.get_nowait() == [(3, Event(done=True, finish_reason="stop"))]
+    assert outbox.queue.get_nowait() is None
