@@ -17,7 +17,8 @@ process, `python -m ui.app`) in a temporary home on a random model of the `small
 (`--shape small`, its vocabulary filled with word tokens so every id decodes) or a tiny one
 (`--shape tiny`: 2 layers, d 64), and stops it afterwards. The load generator runs on the same
 machine: its sessions stand in for users on their own machines, so with the demo's engine on cores of its
-own (`--pin`, the demo's default) they run on the web server's cores (`--clients-on any`: on any core). `--quick`: one round, 4 sessions for 10 s (one alone for 5 s), 32 new tokens.
+own (`--pin`, the demo's default) they run on the web server's cores (`--clients-on any`: on any core).
+`--quick`: one round, 4 sessions for 10 s (one alone for 5 s), 32 new tokens.
 `--stream-interval-s 0` serves the chat as it was before updates were coalesced (one per decoded piece).
 """
 
@@ -249,9 +250,9 @@ def start_demo(root: Path, args: argparse.Namespace):
 def keep_clients_off_the_engine(cfg, args: argparse.Namespace) -> None:
     """This process (the sessions' threads) onto the demo's web server cores, as the demo splits them
     (`--clients-on server`, with the demo pinned); otherwise nothing changes."""
-    from components.serving.cores import pin_process, split_cores
+    from components.serving.cores import pin_process
 
-    split = split_cores(cfg.torch_threads) if cfg.pin and cfg.engine == "process" else None
+    split = cfg.core_split()
     args.clients_on = args.clients_on if split else "any"  # recorded in the JSON as it ran
     if split and args.clients_on == "server":
         pin_process(split.server)

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 
 from components.serving import api
 from components.serving.config import DemoConfig
-from components.serving.cores import pin_process, split_cores
+from components.serving.cores import pin_process
 from components.serving.generate import DEFAULT_SYSTEM
 from components.serving.slot import ModelSlot
 from ui.chat import STREAM_INTERVAL_S, card_view, chat_fn, header
@@ -158,7 +158,7 @@ def open_slot(cfg: DemoConfig, engine_cores: frozenset[int] | None = None) -> Mo
 def serve(cfg: DemoConfig) -> None:
     import uvicorn
 
-    split = split_cores(cfg.torch_threads) if cfg.pin and cfg.engine == "process" else None
+    split = cfg.core_split()
     if split:
         pin_process(split.server)
         log.info("engine on cores %s, web server on %s", sorted(split.engine), sorted(split.server))

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from components.serving.cores import usable_cores
+from components.serving.cores import CoreSplit, split_cores, usable_cores
 from components.serving.refs import DEFAULT_REF
 
 ENV = {"model": "DSLLM_DEMO_MODEL", "host": "DSLLM_DEMO_HOST", "port": "DSLLM_DEMO_PORT",
@@ -97,6 +97,10 @@ class DemoConfig(BaseModel):
     @property
     def torch_threads(self) -> int:
         return self.threads or max(1, len(usable_cores()) - 1)
+
+    def core_split(self) -> CoreSplit | None:
+        """The engine process's cores and the web server's (`cores.split_cores`); None when nothing is pinned."""
+        return split_cores(self.torch_threads) if self.pin and self.engine == "process" else None
 
     @property
     def url(self) -> str:

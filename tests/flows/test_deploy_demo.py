@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from components.services import demo as demo_proc
 from components.services import procs
 from components.serving.config import DemoConfig
-from components.serving.cores import split_cores
 from components.serving.generate import DEFAULT_SYSTEM
 from tests.components.serving import conftest as serving
 from tests.components.serving import fixtures as fx
@@ -104,7 +103,7 @@ def test_deploy_demo_starts_the_demo_when_it_is_down(deployed):
 def test_the_demo_keeps_its_engine_and_web_server_on_separate_cores(deployed):
     import psutil
 
-    split = split_cores(deployed.cfg.torch_threads)
+    split = deployed.cfg.core_split()
     if split is None:
         pytest.skip("no core to spare for the web server here (or no sched_setaffinity)")
     server = psutil.Process(demo_proc.running_pid())

@@ -76,3 +76,14 @@ def test_pinning_a_process_reaches_threads_started_before_and_after():
     assert len(report["tasks"]) >= 2, "the main thread and the one started before pinning"
     assert report["tasks"] == [[core]] * len(report["tasks"])
     assert report["late"] == [core]
+
+
+def test_the_demo_pins_only_an_engine_process_and_only_when_asked(monkeypatch):
+    from components.serving.config import DemoConfig
+
+    for module in ("components.serving.config", "components.serving.cores"):
+        monkeypatch.setattr(f"{module}.usable_cores", lambda: [0, 1, 2])
+    expected = CoreSplit(frozenset({1, 2}), frozenset({0})) if LINUX_AFFINITY else None
+    assert DemoConfig().core_split() == expected
+    assert DemoConfig(pin=False).core_split() is None
+    assert DemoConfig(engine="thread").core_split() is None
