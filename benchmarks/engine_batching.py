@@ -31,6 +31,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo's default on 2 cores)")
     parser.add_argument("--dtype", default="auto", help="weights dtype, as the demo's (auto: bf16 where native)")
+    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                        dest="keep_freed_memory", help="as the demo's engine: glibc keeps freed blocks (`malloc`)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--quick", action="store_true", help="4 replies, 16 tokens, 1 round")
     args = parser.parse_args()
@@ -63,10 +65,13 @@ def main() -> None:
     from components.home import Home
     from components.serving.engine import Engine
     from components.serving.generate import encode
+    from components.serving.malloc import keep_freed_memory
     from components.serving.refs import load, resolve
 
     args = parse()
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     with tempfile.TemporaryDirectory(prefix="dsllm-engine-batching-") as tmp:
         home = Home.resolve(Path(tmp) / "home")
         served = load(resolve(str(small_model(Path(tmp) / "model")), home=home), home=home, dtype=args.dtype)

@@ -32,6 +32,7 @@ from components.serving import api
 from components.serving.config import DemoConfig
 from components.serving.cores import pin_process
 from components.serving.generate import DEFAULT_SYSTEM
+from components.serving.malloc import keep_freed_memory
 from components.serving.slot import ModelSlot
 from ui.chat import STREAM_INTERVAL_S, card_view, chat_fn, header
 
@@ -148,6 +149,8 @@ def open_slot(cfg: DemoConfig, engine_cores: frozenset[int] | None = None) -> Mo
 
     own_process = cfg.engine == "process"
     torch.set_num_threads(1 if own_process else cfg.torch_threads)  # with an engine process, this one only tokenizes
+    if not own_process:
+        keep_freed_memory()  # the engine decodes in this process (an engine process does it itself)
     slot = ModelSlot(cfg.model, dtype=cfg.dtype, max_batch=cfg.concurrency, queue_size=cfg.queue_size,
                      engine_threads=cfg.torch_threads if own_process else None, engine_cores=engine_cores)
     slot.refresh()

@@ -29,6 +29,7 @@ from typing import Any
 
 from components.serving.cores import pin_process
 from components.serving.engine import Event, QueueFull, Streams, room_for_reply
+from components.serving.malloc import keep_freed_memory
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 600.0  # loading a large model from a registry can take minutes
@@ -168,6 +169,7 @@ def _child_main(spec: EngineSpec, requests, events) -> None:
     """Load the model, then serve requests until retired (and idle) or the parent goes away."""
     if spec.cores:  # before torch starts its threads, which inherit the cores
         pin_process(spec.cores)
+    keep_freed_memory()
     outbox = StepOutbox()
 
     def count(key: str, n: int) -> None:
