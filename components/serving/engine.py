@@ -3,8 +3,10 @@
 One `Engine` per loaded model (a hot-swap makes a new one; the old one finishes its replies and its
 thread ends). `submit(ids, ...)` queues a request; a background thread runs the loop:
 
-1. new requests join at a step boundary (up to `max_batch` in flight): their prompts are prefilled
-   together in one forward (after the keys/values of the prompt prefix they share, the chat template and
+1. new requests join at a step boundary (up to `max_batch` in flight). While rows are decoding, the joiners'
+   prompts are prefilled within the next decode step, in the same forward (`mixed_step`: the weights are read
+   once for both; each joiner's first token comes with the rows' next ones). Into an empty batch they are
+   prefilled together in one forward (after the keys/values of the prompt prefix they share, the chat template and
    system prompt, computed once: `shared_prefix`; left-padded, masked, each row at its own positions, a fresh
    `DynamicCache` whose layers keep spare rows and columns: `roomy_cache`, so a step writes in place instead
    of copying the cache) and each one's first token sampled, then their keys/values join the batch's
@@ -37,13 +39,15 @@ from transformers import DynamicCache
 
 from components.serving.cpu_attention import NAME as CPU_FLOAT32_ATTENTION
 from components.serving.cpu_attention import attend_in_float32, wants_float32_attention
+from components.serving.mixed_step import KEYWORD as MIXED_STEP
+from components.serving.mixed_step import MIXING, MixedStep, enable_mixed_steps
 from components.serving.roomy_cache import compaction, keep_rows, roomy_cache
 from components.serving.sampling import next_tokens
 from components.serving.shared_prefix import KeysValues, SharedPrefix
 from components.serving.textstream import ReplyText
 
 log = logging.getLogger(__name__)
-BOOL_MASK_ATTENTION = {"sdpa", CPU_FLOAT32_ATTENTION}
+BOOL_MASK_ATTENTION = {"sdpa", CPU_FLOAT32_ATTENTION, *MIXING.values()}
 """Attention implementations that take a boolean [rows, 1, queries, keys] mask (True: attend) as it is."""
 
 
@@ -115,6 +119,7 @@ class Engine(Streams):
         self.eos = set(_stop_ids(served))
         self._cache_dtype = torch.float32 if wants_float32_attention(self.model) else None
         attend_in_float32(self.model)  # a bf16 model on a CPU: its bf16 attention is slow
+        self._mixes = enable_mixed_steps(self.model)  # joiners prefilled within a decode step (`mixed_step`)
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0  # hidden by the mask
         self._count = count or (lambda key, n: None)
         self._after_step = after_step or (lambda: None)  # once per loop iteration, after its events were handed out
@@ -165,10 +170,13 @@ class Engine(Streams):
                         self._thread = None  # a later submit starts a new thread
                         return
                 try:
-                    if joining:
-                        self._join(joining)
-                    if self._rows:
-                        self._step()
+                    if joining and self._rows and self._mixes:
+                        self._mixed_step(joining)
+                    else:
+                        if joining:
+                            self._join(joining)
+                        if self._rows:
+                            self._step()
                 except Exception as exc:  # every reply in flight learns why; the engine carries on
                     log.exception("generation step failed")
                     for req in [*self._rows, *joining]:  # _finish skips those already finished
@@ -176,16 +184,22 @@ class Engine(Streams):
                     self._rows, self._cache = [], None
                 self._after_step()
 
-    def _join(self, joining: list[Request]) -> None:
-        """Prefill the new prompts, sample each one's first token, stack the rest onto the batch. Those that start
-        with the shared prefix (`shared_prefix`) start from a copy of its keys/values; the others prefill whole."""
+    def _admit(self, joining: list[Request]) -> list[Request]:
+        """The joiners still wanted (those cancelled while they waited finish now); the shared prefix learns them."""
         for req in joining:
             if req.cancelled:
                 self._finish(req, "cancelled")
         reqs = [req for req in joining if not req.finished]
+        if reqs:
+            self._prefix.learn([req.ids for req in reqs])
+        return reqs
+
+    def _join(self, joining: list[Request]) -> None:
+        """Prefill the new prompts, sample each one's first token, stack the rest onto the batch. Those that start
+        with the shared prefix (`shared_prefix`) start from a copy of its keys/values; the others prefill whole."""
+        reqs = self._admit(joining)
         if not reqs:
             return
-        self._prefix.learn([req.ids for req in reqs])
         covered = [self._prefix.covers(req.ids) for req in reqs]
         shared = [req for req, yes in zip(reqs, covered, strict=True) if yes]
         whole = [req for req, yes in zip(reqs, covered, strict=True) if not yes]
@@ -242,7 +256,41 @@ class Engine(Streams):
         self._mask = F.pad(self._mask, (0, 1), value=1)
         out = self.model(input_ids=self._last[:, None], attention_mask=self._step_mask(), position_ids=self._pos[:, None],
                          cache=self._cache, use_cache=True, logits_to_keep=1)
-        tokens = next_tokens(out.logits[:, -1], self._rows).tolist()
+        self._decoded(next_tokens(out.logits[:, -1], self._rows).tolist())
+
+    def _mixed_step(self, joining: list[Request]) -> None:
+        """A decode step for the rows and the joiners' prefills in one forward (`mixed_step`): each joiner's first
+        token comes with the rows' next ones, and those that go on join the batch."""
+        reqs, device = self._admit(joining), self.model.device
+        starts = [len(self._prefix.ids) if self._prefix.covers(req.ids) else 0 for req in reqs]
+        rests = [req.ids[start:] for req, start in zip(reqs, starts, strict=True)]
+        caches = [self._joiner_cache(start) for start in starts]
+        rows, lengths = len(self._rows), [len(rest) for rest in rests]
+        self._mask = F.pad(self._mask, (0, 1), value=1)
+        step = MixedStep(rows, self._cache, self._step_mask(), caches, lengths)
+        ids = torch.cat([self._last, torch.tensor([t for rest in rests for t in rest], dtype=torch.long, device=device)])
+        positions = torch.cat([self._pos, *(torch.arange(start, start + n, device=device)
+                                            for start, n in zip(starts, lengths, strict=True))])
+        keep = torch.cat([torch.arange(rows), rows - 1 + torch.tensor(lengths, dtype=torch.long).cumsum(0)])
+        logits = self.model(input_ids=ids[None], attention_mask=step.batch_mask, position_ids=positions[None],
+                            use_cache=False, logits_to_keep=keep.to(device), **{MIXED_STEP: step}).logits[0]
+        tokens = next_tokens(logits, [*self._rows, *reqs]).tolist()
+        self._decoded(tokens[:rows])
+        for req, cache, start, n, token in zip(reqs, caches, starts, lengths, tokens[rows:], strict=True):
+            if not self._emit(req, token):
+                self._stack([req], cache, torch.ones(1, start + n, dtype=torch.long, device=device),
+                            torch.tensor([token], device=device))
+
+    def _joiner_cache(self, start: int) -> DynamicCache:
+        """A joiner's cache: the shared prefix's keys/values when it starts with them (`start` tokens), else empty."""
+        cache = roomy_cache(self.model.config, self._cache_dtype)
+        if start:
+            for layer, (keys, values) in zip(cache.layers, self._prefix.rows(1), strict=True):
+                layer.update(keys, values)
+        return cache
+
+    def _decoded(self, tokens: list[int]) -> None:
+        """A step's token for each row: hand them out; rows that ended leave the batch."""
         self.steps += 1
         self._count("steps", 1)
         self._pos = self._pos + 1

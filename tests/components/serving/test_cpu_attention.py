@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from components.serving.cpu_attention import NAME, float32_sdpa, one_query_attention
 from components.serving.engine import Engine
 from components.serving.generate import GenerationSettings, prepare, to_messages
+from components.serving.mixed_step import MIXING
 from tests.components.serving import fixtures as fx
 from tests.components.serving.test_engine import collect, concurrently, prompts
 from tests.components.serving.test_generate import served_from
@@ -56,7 +57,8 @@ def test_a_bf16_engine_on_cpu_attends_in_float32_and_batches_exactly(tmp_path):
 
     served = bf16(served_from(toy_model(tmp_path / "m", chat=True, max_len=512, seed=3)))
     engine = Engine(served, max_batch=8)
-    assert served.model.config._attn_implementation == NAME and engine._cache_dtype == torch.float32
+    # float32 attention, in its twin that also serves mixed steps (`mixed_step`)
+    assert served.model.config._attn_implementation == MIXING[NAME] and engine._cache_dtype == torch.float32
     ids = prompts(served)
     alone = [collect(engine, i, max_new_tokens=24)[0] for i in ids]
     batched = concurrently(engine, [(i, {"max_new_tokens": 24}) for i in ids], stagger_s=0.002)

@@ -153,7 +153,8 @@ def test_a_stop_sequence_is_held_back_until_it_is_known(v1):
     assert all("th" not in p for p in pieces)
 
 
-def test_joiners_are_prefilled_together_and_reply_as_if_alone(toy, monkeypatch):
+@pytest.mark.parametrize("mixes", [True, False], ids=["within-a-decode-step", "on-their-own"])
+def test_joiners_are_prefilled_together_and_reply_as_if_alone(toy, monkeypatch, mixes):
     ids = prompts(toy)
     greedy = GenerationSettings(temperature=0, max_new_tokens=20)
     alone = ["".join(stream(toy, Prompt(i, 20), greedy)).rstrip("\ufffd") for i in ids]
@@ -161,6 +162,7 @@ def test_joiners_are_prefilled_together_and_reply_as_if_alone(toy, monkeypatch):
     monkeypatch.setattr(toy.model, "forward", lambda **kw: (prefills.append(kw["input_ids"].shape),
                                                            forward(**kw))[1])
     engine, release, held = Engine(toy), threading.Event(), []
+    engine._mixes = mixes  # as an attention implementation that cannot mix (eager, flash) would leave it
 
     def hold(event: Event) -> None:  # runs on the engine's thread: it waits while the others queue up
         held.append(event)
@@ -181,4 +183,8 @@ def test_joiners_are_prefilled_together_and_reply_as_if_alone(toy, monkeypatch):
     for t in threads:
         t.join(timeout=300)
     assert [text for text, _ in results] == alone
-    assert (len(ids), max(map(len, ids))) in prefills  # one forward prefilled every joiner
+    if mixes:  # one forward: the held reply's next token and every joiner's prompt, laid end to end
+        assert any(shape[0] == 1 and shape[1] > max(map(len, ids)) for shape in prefills), prefills
+        assert not any(shape[0] == len(ids) and shape[1] > 1 for shape in prefills)
+    else:  # one forward prefilled every joiner, left-padded, before the next step
+        assert (len(ids), max(map(len, ids))) in prefills
