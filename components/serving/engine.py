@@ -210,11 +210,8 @@ class Engine(Streams):
     def _prefill(self, reqs: list[Request], prefix: SharedPrefix | None) -> None:
         """One left-padded forward over the prompts (after the prefix's keys/values when given), each row at its
         own positions; then each one's first token, and the rows that go on join the batch."""
-        cache, start = roomy_cache(self.model.config, self._cache_dtype), 0
-        if prefix is not None:
-            start = len(prefix.ids)
-            for layer, (keys, values) in zip(cache.layers, prefix.rows(len(reqs)), strict=True):
-                layer.update(keys, values)
+        cache = self._prefix_cache(len(reqs) if prefix is not None else 0)
+        start = len(prefix.ids) if prefix is not None else 0
         rest = [req.ids[start:] for req in reqs]
         mask = _left_padded_mask(rest, self.model.device)
         ids = torch.tensor([[self.pad] * (mask.shape[1] - len(r)) + r for r in rest], device=mask.device)
@@ -264,7 +261,7 @@ class Engine(Streams):
         reqs, device = self._admit(joining), self.model.device
         starts = [len(self._prefix.ids) if self._prefix.covers(req.ids) else 0 for req in reqs]
         rests = [req.ids[start:] for req, start in zip(reqs, starts, strict=True)]
-        caches = [self._joiner_cache(start) for start in starts]
+        caches = [self._prefix_cache(1 if start else 0) for start in starts]
         rows, lengths = len(self._rows), [len(rest) for rest in rests]
         self._mask = F.pad(self._mask, (0, 1), value=1)
         step = MixedStep(rows, self._cache, self._step_mask(), caches, lengths)
@@ -281,11 +278,11 @@ class Engine(Streams):
                 self._stack([req], cache, torch.ones(1, start + n, dtype=torch.long, device=device),
                             torch.tensor([token], device=device))
 
-    def _joiner_cache(self, start: int) -> DynamicCache:
-        """A joiner's cache: the shared prefix's keys/values when it starts with them (`start` tokens), else empty."""
+    def _prefix_cache(self, rows: int) -> DynamicCache:
+        """A fresh cache holding the shared prefix's keys/values in `rows` rows (0: an empty cache)."""
         cache = roomy_cache(self.model.config, self._cache_dtype)
-        if start:
-            for layer, (keys, values) in zip(cache.layers, self._prefix.rows(1), strict=True):
+        if rows:
+            for layer, (keys, values) in zip(cache.layers, self._prefix.rows(rows), strict=True):
                 layer.update(keys, values)
         return cache
 
